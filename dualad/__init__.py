@@ -1,0 +1,31 @@
+"""dualad: exact derivatives of plain NumPy code, with a Cython dual-number core.
+
+Write your function with NumPy as usual and ask for its derivatives::
+
+    import numpy as np
+    import dualad
+
+    def f(x):
+        return np.sum(np.sin(x) * x ** 2)
+
+    dualad.grad(f)(np.array([1.0, 2.0]))        # gradient, shape of x
+    dualad.jacobian(np.sin)(np.array([1.0, 2.0]))  # (m, n) Jacobian
+
+The transforms return plain functions with SciPy's calling convention, so they drop
+into ``scipy.optimize`` as ``jac=``.
+"""
+
+from ._build import check_build as _check_build
+
+_check_build()
+
+from ._scalar import Dual, HyperDual  # noqa: E402
+from ._array import DualArray  # noqa: E402
+from .rules import linear as _linear  # noqa: E402,F401  (registers the NumPy functions)
+from .rules.registry import defrule  # noqa: E402
+from .api import derivative, jvp, jacobian, grad  # noqa: E402
+from .forward import CHUNK_THRESHOLD  # noqa: E402
+from ._version import __version__  # noqa: E402
+
+__all__ = ["Dual", "HyperDual", "DualArray", "derivative", "jvp", "jacobian", "grad",
+           "defrule", "CHUNK_THRESHOLD", "__version__"]

@@ -1,0 +1,1021 @@
+"""``DualArray``: forward mode over NumPy arrays, tangents stacked on a leading axis.
+
+Design note
+-----------
+A ``DualArray`` holds a primal ``value`` of shape ``s`` and a ``tangent`` of shape
+``(k,) + s``: ``k`` directional derivatives ("lanes") pushed forward at once.  With the
+lane axis in front, an elementwise rule is ``partial(value) * tangent`` under NumPy's
+ordinary broadcasting, and a linear op applies to the whole stack as a batch.
+
+Two paths give the same numbers (tested):
+
+* the fused Cython loops below, for rule-table ufuncs on C-contiguous float64 operands of
+  one shape (or scalars): one pass writes value and tangents, no temporaries;
+* the generic NumPy path (``_elementwise``), used for everything else: broadcasting,
+  non-contiguous input, nesting.
+
+Nesting.  Each differentiation has a tag (an increasing integer).  ``value`` and
+``tangent`` are plain ndarrays, or -- when an older differentiation is still active --
+``DualArray`` values of the older tag.  When operands of two tags meet, the newer tag wins
+and the older operand is a constant whose value is itself a tracer; since every rule is
+written with NumPy calls, the older level differentiates the newer level's arithmetic
+(ForwardDiff.jl's tags, JAX's levels).
+
+Structural and linear NumPy functions are implemented in :mod:`dualad.rules.linear` and
+reached through ``__array_function__``; anything without a rule raises ``TypeError``
+naming the function and the mode.
+"""
+
+cimport cython
+cimport numpy as cnp
+
+import numpy as np
+
+from dualad._scalar cimport Dual, HyperDual, _new_dual
+from dualad._kernels cimport (unary_kernel, binary_kernel, fill_tables, unary_names,
+                              binary_names, N_UNARY, N_BINARY)
+from dualad._errors import float_conversion, complex_input, object_input, \
+    unsupported_function
+from dualad.rules import registry as _registry
+
+cnp.import_array()
+
+cdef extern from "<fenv.h>" nogil:
+    int feclearexcept(int excepts)
+    int FE_ALL_EXCEPT
+
+cdef unary_kernel U1[N_UNARY]
+cdef unary_kernel U2[N_UNARY]
+cdef binary_kernel B1[N_BINARY]
+cdef binary_kernel B2[N_BINARY]
+cdef binary_kernel B1X[N_BINARY]
+cdef binary_kernel B1Y[N_BINARY]
+fill_tables(U1, U2, B1, B2, B1X, B1Y)
+
+cdef dict UNARY_INDEX = {getattr(np, n): i for i, n in enumerate(unary_names())}
+cdef dict BINARY_INDEX = {getattr(np, n): i for i, n in enumerate(binary_names())}
+cdef set POWER_UFUNCS = {np.power, np.float_power}
+cdef dict ELEMENTWISE = _registry.ELEMENTWISE
+cdef frozenset BOOLEAN = _registry.BOOLEAN
+cdef type NDARRAY = np.ndarray
+
+_MODE = "forward"
+_REDUCE_AS = {np.add: np.sum, np.multiply: np.prod, np.maximum: np.max,
+              np.minimum: np.min, np.fmax: np.nanmax, np.fmin: np.nanmin}
+_ACCUMULATE_AS = {np.add: np.cumsum, np.multiply: np.cumprod}
+
+
+# ---------------------------------------------------------------------------------------
+# fused loops (contiguous float64).  A scalar operand has stride 0; a constant operand
+# has no tangent (NULL).  A zero tangent annihilates (0 * inf = 0).
+
+cdef inline double _scale(double d, double t) noexcept nogil:
+    if t == 0.0:
+        return 0.0
+    return d * t
+
+
+cdef void _loop_unary(unary_kernel kern, const double* v, const double* t, double* ov,
+                      double* ot, Py_ssize_t n, Py_ssize_t k) noexcept nogil:
+    cdef double out[2]
+    cdef Py_ssize_t i, l
+    for i in range(n):
+        kern(v[i], out)
+        ov[i] = out[0]
+        for l in range(k):
+            ot[l * n + i] = _scale(out[1], t[l * n + i])
+
+
+cdef void _loop_binary(binary_kernel kern, bint powfix,
+                       const double* xv, Py_ssize_t xs, const double* xt, Py_ssize_t xls,
+                       const double* yv, Py_ssize_t ys, const double* yt, Py_ssize_t yls,
+                       double* ov, double* ot, Py_ssize_t n, Py_ssize_t k) noexcept nogil:
+    cdef double out[3]
+    cdef double acc
+    cdef Py_ssize_t i, l
+    for i in range(n):
+        kern(xv[i * xs], yv[i * ys], out)
+        if powfix and out[0] == 0.0:
+            out[2] = 0.0  # zero base: d/dy x**y -> 0, not 0 * log(0)
+        ov[i] = out[0]
+        for l in range(k):
+            acc = 0.0
+            if xt != NULL:
+                acc = _scale(out[1], xt[l * xls + i * xs])
+            if yt != NULL:
+                acc = acc + _scale(out[2], yt[l * yls + i * ys])
+            ot[l * n + i] = acc
+
+
+cdef inline bint _plain_f64(object a):
+    """A C-contiguous float64 ndarray (safe for the unchecked loops)."""
+    return (type(a) is NDARRAY and cnp.PyArray_TYPE(<cnp.ndarray> a) == cnp.NPY_DOUBLE
+            and cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray> a))
+
+
+cdef inline double* _ptr(object a) noexcept:
+    return <double*> cnp.PyArray_DATA(<cnp.ndarray> a)
+
+
+cdef object _fast_unary(DualArray a, Py_ssize_t idx):
+    """The fused loop for a unary rule, or None if the operand does not qualify."""
+    if not (_plain_f64(a.value) and _plain_f64(a.tangent)):
+        return None
+    cdef cnp.ndarray v = <cnp.ndarray> a.value
+    cdef cnp.ndarray t = <cnp.ndarray> a.tangent
+    cdef Py_ssize_t n = cnp.PyArray_SIZE(v)
+    cdef Py_ssize_t k = cnp.PyArray_DIM(t, 0)
+    cdef cnp.ndarray ov = np.empty_like(v)
+    cdef cnp.ndarray ot = np.empty_like(t)
+    cdef const double* pv = _ptr(v)
+    cdef const double* pt = _ptr(t)
+    cdef double* pov = _ptr(ov)
+    cdef double* pot = _ptr(ot)
+    with nogil:
+        _loop_unary(U1[idx], pv, pt, pov, pot, n, k)
+        feclearexcept(FE_ALL_EXCEPT)  # see _loop_binary
+    return _wrap(ov, ot, a.tag)
+
+
+cdef object _fast_binary(object x, object y, Py_ssize_t idx, bint powfix):
+    """The fused loop for a binary rule, or None if the operands do not qualify.
+
+    Qualifying operands: DualArrays of one tag with contiguous float64 value and tangent
+    and one shape; a Python float/int; a contiguous float64 ndarray of that shape.
+    """
+    cdef DualArray a = None
+    cdef DualArray b = None
+    cdef double xs_val = 0.0, ys_val = 0.0
+    cdef const double* xv
+    cdef const double* yv
+    cdef const double* xt = NULL
+    cdef const double* yt = NULL
+    cdef Py_ssize_t xs = 1, ys = 1, n, k
+    cdef object shape
+    if type(x) is DualArray:
+        a = <DualArray> x
+    if type(y) is DualArray:
+        b = <DualArray> y
+    if a is not None and b is not None and a.tag != b.tag:
+        return None
+    ref = a if a is not None else b
+    if not (_plain_f64(ref.value) and _plain_f64(ref.tangent)):
+        return None
+    shape = ref.value.shape
+    n = cnp.PyArray_SIZE(<cnp.ndarray> ref.value)
+    k = cnp.PyArray_DIM(<cnp.ndarray> ref.tangent, 0)
+    # x
+    if a is not None:
+        if not (_plain_f64(a.value) and _plain_f64(a.tangent)) \
+                or a.value.shape != shape \
+                or cnp.PyArray_DIM(<cnp.ndarray> a.tangent, 0) != k:
+            return None
+        xv = _ptr(a.value)
+        xt = _ptr(a.tangent)
+    elif type(x) is float or type(x) is int:
+        xs_val = x
+        xv = &xs_val
+        xs = 0
+    elif _plain_f64(x) and x.shape == shape:
+        xv = _ptr(x)
+    else:
+        return None
+    # y
+    if b is not None:
+        if not (_plain_f64(b.value) and _plain_f64(b.tangent)) \
+                or b.value.shape != shape \
+                or cnp.PyArray_DIM(<cnp.ndarray> b.tangent, 0) != k:
+            return None
+        yv = _ptr(b.value)
+        yt = _ptr(b.tangent)
+    elif type(y) is float or type(y) is int:
+        ys_val = y
+        yv = &ys_val
+        ys = 0
+    elif _plain_f64(y) and y.shape == shape:
+        yv = _ptr(y)
+    else:
+        return None
+    cdef cnp.ndarray ov = np.empty(shape)
+    cdef cnp.ndarray ot = np.empty((k,) + shape)
+    cdef double* pov = _ptr(ov)
+    cdef double* pot = _ptr(ot)
+    cdef binary_kernel kern = B1[idx] if (xt != NULL and yt != NULL) else (
+        B1X[idx] if yt == NULL else B1Y[idx])
+    with nogil:
+        _loop_binary(kern, powfix, xv, xs, xt, n, yv, ys, yt, n, pov, pot, n, k)
+        # Partials can raise floating-point flags the user never asked for (0.5/sqrt(0));
+        # NumPy reads leftover flags after its next loop and would warn there.
+        feclearexcept(FE_ALL_EXCEPT)
+    return _wrap(ov, ot, ref.tag)
+
+
+# ---------------------------------------------------------------------------------------
+# operands, levels and results
+
+cdef inline bint _is_tracer(object o):
+    return type(o) is DualArray or type(o) is Dual
+
+
+cpdef Py_ssize_t tag_of(object objs) except -2:
+    """The newest tag among ``objs`` (tracers, and lists/tuples of them); -1 if none."""
+    cdef Py_ssize_t tag = -1
+    for o in objs:
+        if type(o) is DualArray:
+            if (<DualArray> o).tag > tag:
+                tag = (<DualArray> o).tag
+        elif type(o) is Dual:
+            if (<Dual> o).tag > tag:
+                tag = (<Dual> o).tag
+        elif type(o) is list or type(o) is tuple:
+            t = tag_of(o)
+            if t > tag:
+                tag = t
+        elif isinstance(o, np.ndarray) and (<cnp.ndarray> o).dtype == object:
+            t = tag_of((<cnp.ndarray> o).ravel().tolist())
+            if t > tag:
+                tag = t
+    return tag
+
+
+cpdef object from_dual(Dual d):
+    """The 0-d DualArray of a Dual."""
+    return _make(np.array(d.value), d.partials, d.tag)
+
+
+cdef DualArray _make(object value, object tangent, Py_ssize_t tag):
+    cdef DualArray r = DualArray.__new__(DualArray)
+    r.value = value
+    r.tangent = tangent
+    r.tag = tag
+    return r
+
+
+cpdef object normalize(object o, str mode="forward"):
+    """Check an operand of a traced operation: Duals stay, object arrays are converted.
+
+    Complex values and object arrays that do not hold dualad values raise ``TypeError``.
+    """
+    if type(o) is DualArray or type(o) is Dual:
+        return o
+    if isinstance(o, HyperDual):
+        raise TypeError("HyperDual values cannot be mixed with Dual or DualArray values;"
+                        " use one kind of number per differentiation")
+    if isinstance(o, (list, tuple)):
+        arr = np.asarray(o) if tag_of(o) < 0 else _from_objects(_object_array(o))
+        return normalize(arr, mode)
+    if isinstance(o, np.ndarray):
+        if o.dtype == object:
+            return _from_objects(o, mode)
+        if o.dtype.kind == "c":
+            raise TypeError(complex_input(mode))
+        return o
+    if isinstance(o, complex) or (isinstance(o, np.generic) and np.iscomplexobj(o)):
+        raise TypeError(complex_input(mode))
+    return o
+
+
+cdef object _object_array(object seq):
+    """An object array holding the elements of a (nested) list of scalars and tracers."""
+    try:
+        return np.array(seq, dtype=object)
+    except ValueError:
+        raise ValueError("could not build an array from a ragged sequence of dualad "
+                         "values")
+
+
+cdef object _from_objects(object arr, str mode="forward"):
+    """Convert an object array of Duals (and numbers) into a DualArray."""
+    flat = arr.ravel().tolist()
+    cdef Py_ssize_t tag = tag_of(flat)
+    if tag < 0:
+        try:
+            return np.asarray(arr, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise TypeError(object_input(mode)) from None
+    k = -1
+    for e in flat:
+        if type(e) is Dual and (<Dual> e).tag == tag:
+            k = (<Dual> e).k
+            break
+        if type(e) is DualArray and (<DualArray> e).tag == tag:
+            k = (<DualArray> e).tangent.shape[0]
+            break
+    values = []
+    tangents = []
+    nested_v = False
+    nested_t = False
+    zero = np.zeros(k)
+    for e in flat:
+        if type(e) is Dual and (<Dual> e).tag == tag:
+            values.append((<Dual> e).value)
+            tangents.append((<Dual> e).partials)
+        elif type(e) is DualArray and (<DualArray> e).tag == tag:
+            if (<DualArray> e).value.shape != ():
+                raise ValueError("an object array of dualad values may hold scalars only")
+            v, t = (<DualArray> e).value, (<DualArray> e).tangent
+            nested_v = nested_v or type(v) is DualArray
+            nested_t = nested_t or type(t) is DualArray
+            values.append(v if type(v) is DualArray else float(v))
+            tangents.append(t)
+        elif _is_tracer(e):
+            nested_v = True
+            values.append(e)
+            tangents.append(zero)
+        elif isinstance(e, (float, int, np.number)) and not isinstance(e, complex):
+            if np.iscomplexobj(e):
+                raise TypeError(complex_input(mode))
+            values.append(float(e))
+            tangents.append(zero)
+        else:
+            raise TypeError(object_input(mode))
+    shape = arr.shape
+    if nested_v:
+        vals = np.empty(len(values), dtype=object)
+        vals[:] = values
+        value = _from_objects(vals.reshape(shape), mode)
+    else:
+        value = np.array(values, dtype=np.float64).reshape(shape)
+    if nested_t:
+        tangent = np.stack([normalize(t, mode) for t in tangents], axis=-1)
+        tangent = tangent.reshape((k,) + shape)
+    else:
+        tangent = np.array(tangents, dtype=np.float64).reshape(shape + (k,))
+        tangent = np.ascontiguousarray(np.moveaxis(tangent, -1, 0))
+    return _make(value, tangent, tag)
+
+
+cpdef tuple split(object o, Py_ssize_t tag):
+    """``(value, tangent)`` of operand ``o`` at level ``tag``; tangent None if constant.
+
+    A tracer of an older tag is a constant at this level: it is its own value.
+    """
+    if type(o) is DualArray:
+        if (<DualArray> o).tag == tag:
+            return (<DualArray> o).value, (<DualArray> o).tangent
+        return o, None
+    if type(o) is Dual:
+        if (<Dual> o).tag == tag:
+            return np.array((<Dual> o).value), (<Dual> o).partials
+        return from_dual(<Dual> o), None
+    return o, None
+
+
+cpdef object wrap(object value, object tangent, Py_ssize_t tag):
+    """A traced result: a Dual for a plain 0-d result, a DualArray otherwise."""
+    return _wrap(value, tangent, tag)
+
+
+cdef object _wrap(object value, object tangent, Py_ssize_t tag):
+    cdef Dual d
+    cdef Py_ssize_t i, k
+    if tangent is None:
+        return value
+    if type(value) is not DualArray and type(value) is not NDARRAY:
+        value = as_value(value)
+    if type(tangent) is Dual:
+        tangent = from_dual(<Dual> tangent)
+    if type(value) is NDARRAY and (<cnp.ndarray> value).ndim == 0 \
+            and type(tangent) is NDARRAY:
+        k = tangent.shape[0]
+        d = _new_dual((<cnp.ndarray> value).item(), k, tag)
+        tv = np.ascontiguousarray(tangent, dtype=np.float64).reshape(k)
+        for i in range(k):
+            d.p[i] = tv[i]
+        return d
+    return _make(value, tangent, tag)
+
+
+cpdef object lift(object o, Py_ssize_t tag, Py_ssize_t k):
+    """``o`` as a DualArray of level ``tag`` with ``k`` lanes (zero tangent if constant)."""
+    v, t = split(o, tag)
+    if type(v) is not DualArray:
+        v = np.asarray(v, dtype=np.float64)
+    if t is None:
+        t = zeros_tangent(v, k)
+    return _make(v, t, tag)
+
+
+cpdef object zeros_tangent(object value, Py_ssize_t k):
+    """A zero tangent with ``k`` lanes for ``value`` (a constant at this level)."""
+    return np.zeros((k,) + tuple(value.shape if type(value) is DualArray
+                                 else np.shape(value)))
+
+
+cpdef object as_value(object a):
+    """A value at some level: a DualArray (an older level's tracer) or a float64 ndarray."""
+    if type(a) is DualArray:
+        return a
+    if type(a) is Dual:
+        return from_dual(<Dual> a)
+    return np.asarray(a, dtype=np.float64)
+
+
+cpdef object make(object value, object tangent, Py_ssize_t tag, bint owns=False):
+    """A DualArray from its parts, unchecked.  ``owns``: the parts are fresh arrays."""
+    cdef DualArray r = _make(value, tangent, tag)
+    r.owns = owns
+    return r
+
+
+cdef object _pad(object t, Py_ssize_t ndim):
+    """Insert broadcast axes after the lane axis so that t lines up with ndim value dims."""
+    cdef Py_ssize_t have = t.ndim - 1
+    if have >= ndim:
+        return t
+    return t.reshape((t.shape[0],) + (1,) * (ndim - have) + t.shape[1:])
+
+
+cpdef object scale(object d, object t):
+    """``d * t`` where a zero tangent annihilates an infinite or nan partial."""
+    if type(t) is not NDARRAY:
+        return d * t
+    if isinstance(d, (float, int)):
+        if d == 0.0:
+            return np.zeros(t.shape)
+        if d == 1.0:
+            return t
+        if d == -1.0:
+            return -t
+        if d != d or d in (np.inf, -np.inf):
+            return np.where(t == 0.0, 0.0, d * t)
+        return d * t
+    if type(d) is NDARRAY:
+        with np.errstate(invalid="ignore"):
+            r = d * t
+        if not np.isfinite(d).all():
+            r = np.where(t == 0.0, 0.0, r)
+        return r
+    return d * t
+
+
+cdef object _elementwise(object entry, tuple inputs, Py_ssize_t tag):
+    """The generic (NumPy) path of an elementwise rule."""
+    cdef Py_ssize_t i, nd
+    vals = []
+    tans = []
+    for o in inputs:
+        v, t = split(o, tag)
+        vals.append(v)
+        tans.append(t)
+    if entry.arity == 1:
+        vals.append(None)
+    with np.errstate(all="ignore"):
+        ans = as_value(entry.ufunc(*vals[:entry.arity]))
+        nd = ans.ndim
+        tangent = None
+        k = None
+        for i in range(entry.arity):
+            t = tans[i]
+            if t is None:
+                continue
+            k = t.shape[0]
+            d = entry.first[i](vals[0], vals[1], ans)
+            if i == 1 and entry.is_power:
+                d = np.where(ans == 0.0, 0.0, d)  # zero base: no 0 * log(0)
+            term = scale(d, _pad(t, nd))
+            tangent = term if tangent is None else tangent + term
+    if tangent is None:
+        return ans
+    target = (k,) + ans.shape
+    if tangent.shape != target:
+        tangent = np.broadcast_to(tangent, target)
+    return _wrap(ans, tangent, tag)
+
+
+cdef tuple _normalized(tuple inputs):
+    cdef list out = []
+    for i in inputs:
+        out.append(normalize(i))
+    return tuple(out)
+
+
+cpdef object generic_ufunc(object ufunc, tuple inputs, dict kwargs):
+    """Apply a ufunc to operands among which there are tracers (the general path)."""
+    cdef Py_ssize_t tag
+    inputs = _normalized(inputs)
+    out = kwargs.pop("out", None) if kwargs else None
+    if out is not None:
+        outs = out if isinstance(out, tuple) else (out,)
+        if isinstance(outs[0], np.ndarray):
+            raise TypeError(float_conversion("DualArray", f"numpy.{ufunc.__name__} with "
+                                             "out= a plain ndarray"))
+        raise TypeError(f"numpy.{ufunc.__name__}: the out= argument is not supported for "
+                        "dualad values; assign the result instead")
+    if kwargs:
+        dtype = kwargs.pop("dtype", None)
+        if dtype is not None and np.dtype(dtype) != np.float64:
+            raise TypeError(f"numpy.{ufunc.__name__}: dualad computes in float64; "
+                            f"dtype={dtype!r} is not supported")
+        if kwargs:
+            raise TypeError(f"numpy.{ufunc.__name__}: keyword arguments "
+                            f"{sorted(kwargs)} are not supported in forward mode")
+    if ufunc in BOOLEAN:
+        return ufunc(*[primal(i) for i in inputs])
+    tag = tag_of(inputs)
+    if tag < 0:
+        return ufunc(*inputs)
+    entry = ELEMENTWISE.get(ufunc)
+    if entry is not None:
+        if len(inputs) != entry.arity:
+            raise TypeError(f"numpy.{ufunc.__name__} takes {entry.arity} argument(s)")
+        return _elementwise(entry, inputs, tag)
+    if ufunc is np.matmul:
+        return _registry.lookup(np.matmul, _MODE)(*inputs)
+    raise TypeError(unsupported_function(f"numpy.{ufunc.__name__}", _MODE))
+
+
+cpdef object generic_ufunc_method(object ufunc, str method, tuple inputs, dict kwargs):
+    """``ufunc.reduce``/``accumulate``/``outer`` on tracers, via the matching function."""
+    inputs = _normalized(inputs)
+    if method == "reduce" and ufunc in _REDUCE_AS:
+        return _REDUCE_AS[ufunc](*inputs, **kwargs)
+    if method == "accumulate" and ufunc in _ACCUMULATE_AS:
+        return _ACCUMULATE_AS[ufunc](*inputs, **kwargs)
+    if method == "outer" and len(inputs) == 2 and not kwargs and \
+            (ufunc in ELEMENTWISE or ufunc in BOOLEAN):
+        a, b = inputs
+        bn = np.ndim(b)
+        a = np.reshape(a, np.shape(a) + (1,) * bn)
+        return ufunc(a, b)
+    raise TypeError(unsupported_function(f"numpy.{ufunc.__name__}.{method}", _MODE))
+
+
+cpdef object generic_array_function(object func, object types, object args, dict kwargs):
+    """``__array_function__``: look the function up in the forward-mode registry."""
+    impl = _registry.lookup(func, _MODE)
+    return impl(*args, **kwargs)
+
+
+cpdef object primal(object o):
+    """The innermost plain value of a tracer (for comparisons and index computations)."""
+    while True:
+        if type(o) is DualArray:
+            o = (<DualArray> o).value
+        elif type(o) is Dual:
+            return (<Dual> o).value
+        elif isinstance(o, np.ndarray) and o.dtype == object:
+            o = _from_objects(o)
+        else:
+            return o
+
+
+cdef tuple _lane_key(object key):
+    if type(key) is tuple:
+        return (slice(None),) + <tuple> key
+    return (slice(None), key)
+
+
+cdef object _check_key(object key):
+    """Reject tracers used as indices (their value would silently lose its derivative)."""
+    if _is_tracer(key):
+        raise TypeError(float_conversion(type(key).__name__, "indexing with it"))
+    if type(key) is tuple:
+        for k in key:
+            if _is_tracer(k):
+                raise TypeError(float_conversion(type(k).__name__, "indexing with it"))
+    return key
+
+
+def custom_jvp_call(func, jvp, args, kwargs):
+    """Call a user rule registered with :func:`dualad.defrule`."""
+    if kwargs:
+        raise TypeError(f"{getattr(func, '__name__', func)}: keyword arguments are not "
+                        "supported by custom rules")
+    args = _normalized(tuple(args))
+    cdef Py_ssize_t tag = tag_of(args)
+    if tag < 0:
+        return func(*args)
+    prim, tans = [], []
+    for a in args:
+        v, t = split(a, tag)
+        prim.append(v)
+        tans.append(t)
+    value, tangent = jvp(tuple(prim), tuple(tans))
+    value = value if type(value) is DualArray else np.asarray(value, dtype=np.float64)
+    tangent = np.broadcast_to(tangent, (next(t for t in tans if t is not None).shape[0],)
+                              + value.shape)
+    return _wrap(value, tangent, tag)
+
+
+# ---------------------------------------------------------------------------------------
+
+@cython.final
+cdef class DualArray:
+    """DualArray(value, tangent, tag=0)
+
+    An array of forward-mode values: a float64 ``value`` array of shape ``s`` and its
+    ``tangent``, shape ``(k,) + s``, holding ``k`` directional derivatives ("lanes").
+
+    A ``DualArray`` behaves like an ndarray inside your function: NumPy ufuncs and the
+    supported NumPy functions accept it, arithmetic works with ndarrays, scalars and
+    :class:`Dual` values on either side, indexing with ints, slices, ``...``, ``None``,
+    boolean masks and integer arrays works (a single element is a :class:`Dual`), and
+    item assignment (``y[i] = ...``) updates it without touching the arrays it was made
+    from.  The transforms (:func:`dualad.jacobian`, :func:`dualad.jvp`...) create them.
+
+    Parameters
+    ----------
+    value : array_like
+        The primal values; converted to float64.
+    tangent : array_like
+        The tangents, shape ``(k,) + value.shape``.
+    tag : int, optional
+        The differentiation the array belongs to.
+
+    Attributes
+    ----------
+    value : ndarray
+        The primal values.
+    tangent : ndarray, shape (k,) + value.shape
+        The tangent lanes.
+    tag : int
+        The tag.
+
+    Raises
+    ------
+    ValueError
+        If the tangent's shape is not ``(k,) + value.shape``.
+    TypeError
+        For complex or object input.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from dualad import DualArray
+    >>> x = DualArray([1.0, 2.0], [[1.0, 0.0], [0.0, 1.0]])   # two lanes: the identity
+    >>> y = np.sum(x ** 2)                                     # a Dual
+    >>> y.value, y.partials                                    # the gradient 2x
+    (5.0, array([2., 4.]))
+    """
+
+    cdef public object value
+    cdef public object tangent
+    cdef public Py_ssize_t tag
+    cdef bint owns
+
+    __array_priority__ = 100.0
+
+    def __init__(self, value, tangent, tag=0):
+        for a in (value, tangent):
+            if np.iscomplexobj(a):
+                raise TypeError(complex_input("forward"))
+        v = np.array(value, dtype=np.float64)
+        t = np.array(tangent, dtype=np.float64)
+        if t.ndim != v.ndim + 1 or t.shape[1:] != v.shape:
+            raise ValueError(f"tangent must have shape (k,) + value.shape = (k,) + "
+                             f"{v.shape}, got {t.shape}")
+        self.value = v
+        self.tangent = t
+        self.tag = int(tag)
+        self.owns = True
+
+    def __reduce__(self):
+        if type(self.value) is not NDARRAY or type(self.tangent) is not NDARRAY:
+            raise TypeError("a nested DualArray (inside another differentiation) cannot "
+                            "be pickled")
+        return (DualArray, (self.value, self.tangent, self.tag))
+
+    def __repr__(self):
+        return f"DualArray(value={self.value!r}, tangent={self.tangent!r}, tag={self.tag})"
+
+    # -- array attributes --------------------------------------------------------------
+    @property
+    def shape(self):
+        """tuple of int: the shape of the value."""
+        return self.value.shape
+
+    @property
+    def ndim(self):
+        """int: the number of value dimensions."""
+        return self.value.ndim
+
+    @property
+    def size(self):
+        """int: the number of values."""
+        return self.value.size
+
+    @property
+    def dtype(self):
+        """numpy.dtype: always float64."""
+        return np.dtype(np.float64)
+
+    @property
+    def lanes(self):
+        """int: the number of tangent lanes ``k``."""
+        return self.tangent.shape[0]
+
+    @property
+    def T(self):
+        """DualArray: the transpose (``np.transpose(self)``)."""
+        return np.transpose(self)
+
+    def __len__(self):
+        if self.value.ndim == 0:
+            raise TypeError("len() of a 0-d DualArray")
+        return self.value.shape[0]
+
+    def __iter__(self):
+        if self.value.ndim == 0:
+            raise TypeError("iteration over a 0-d DualArray")
+        for i in range(self.value.shape[0]):
+            yield self[i]
+
+    # -- conversions that would drop the derivative ------------------------------------
+    def __float__(self):
+        raise TypeError(float_conversion("DualArray", "float() or a math-module function"))
+
+    def __int__(self):
+        raise TypeError(float_conversion("DualArray", "int()"))
+
+    def __index__(self):
+        raise TypeError(float_conversion("DualArray", "an integer conversion"))
+
+    def __complex__(self):
+        raise TypeError(float_conversion("DualArray", "complex()"))
+
+    def __bool__(self):
+        return bool(primal(self))
+
+    # -- indexing ----------------------------------------------------------------------
+    def __getitem__(self, key):
+        _check_key(key)
+        if isinstance(key, (list, DualArray)):
+            key = np.asarray(key) if not isinstance(key, DualArray) else key
+        v = self.value[key]
+        t = self.tangent[_lane_key(key)]
+        return _wrap(v, t, self.tag)
+
+    def __setitem__(self, key, item):
+        _check_key(key)
+        item = normalize(item)
+        cdef Py_ssize_t tag = self.tag
+        cdef Py_ssize_t itag = tag_of((item,))
+        cdef Py_ssize_t k = self.tangent.shape[0]
+        if itag > tag:
+            # The item belongs to a newer differentiation: this array becomes a value of
+            # that level (a constant there) whose value is the old traced array.
+            ik = _lanes(item)
+            self.value = _make(self.value, self.tangent, self.tag)
+            self.tangent = np.zeros((ik,) + self.value.shape)
+            self.tag = itag
+            self.owns = False
+            tag, k = itag, ik
+        iv, it = split(item, tag)
+        if not self.owns or not _writeable(self.value) or not _writeable(self.tangent):
+            self.value = self.value.copy()
+            self.tangent = self.tangent.copy()
+            self.owns = True
+        if type(self.value) is NDARRAY and _is_tracer(iv):
+            # a traced value goes into plain storage: lift the storage to the item's level
+            self.value = lift(self.value, tag_of((iv,)), _lanes(iv))
+        self.value[key] = iv
+        lk = _lane_key(key)
+        if it is None:
+            self.tangent[lk] = 0.0
+        else:
+            if type(self.tangent) is NDARRAY and _is_tracer(it):
+                self.tangent = lift(self.tangent, tag_of((it,)), _lanes(it))
+            sub = self.tangent[lk]
+            self.tangent[lk] = _pad(it, np.ndim(sub) - 1) if np.ndim(it) >= 1 else it
+
+    # -- arithmetic operators (all through the ufuncs) ---------------------------------
+    def __add__(self, other):
+        return np.add(self, other) if _binop_ok(other) else NotImplemented
+
+    def __radd__(self, other):
+        return np.add(other, self) if _binop_ok(other) else NotImplemented
+
+    def __sub__(self, other):
+        return np.subtract(self, other) if _binop_ok(other) else NotImplemented
+
+    def __rsub__(self, other):
+        return np.subtract(other, self) if _binop_ok(other) else NotImplemented
+
+    def __mul__(self, other):
+        return np.multiply(self, other) if _binop_ok(other) else NotImplemented
+
+    def __rmul__(self, other):
+        return np.multiply(other, self) if _binop_ok(other) else NotImplemented
+
+    def __truediv__(self, other):
+        return np.true_divide(self, other) if _binop_ok(other) else NotImplemented
+
+    def __rtruediv__(self, other):
+        return np.true_divide(other, self) if _binop_ok(other) else NotImplemented
+
+    def __pow__(self, other, mod):
+        if mod is not None or not _binop_ok(other):
+            return NotImplemented
+        return np.power(self, other)
+
+    def __rpow__(self, other, mod):
+        if mod is not None or not _binop_ok(other):
+            return NotImplemented
+        return np.power(other, self)
+
+    def __matmul__(self, other):
+        return np.matmul(self, other) if _binop_ok(other) else NotImplemented
+
+    def __rmatmul__(self, other):
+        return np.matmul(other, self) if _binop_ok(other) else NotImplemented
+
+    def __neg__(self):
+        return np.negative(self)
+
+    def __pos__(self):
+        return self
+
+    def __abs__(self):
+        return np.absolute(self)
+
+    def __lt__(self, other):
+        return np.less(self, other)
+
+    def __le__(self, other):
+        return np.less_equal(self, other)
+
+    def __gt__(self, other):
+        return np.greater(self, other)
+
+    def __ge__(self, other):
+        return np.greater_equal(self, other)
+
+    def __eq__(self, other):
+        return np.equal(self, other)
+
+    def __ne__(self, other):
+        return np.not_equal(self, other)
+
+    __hash__ = None
+
+    # -- NumPy protocols -----------------------------------------------------------------
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        cdef object r
+        if method == "__call__" and not kwargs:
+            idx = UNARY_INDEX.get(ufunc)
+            if idx is not None and len(inputs) == 1:
+                r = _fast_unary(self, <Py_ssize_t> idx)
+                if r is not None:
+                    return r
+            else:
+                idx = BINARY_INDEX.get(ufunc)
+                if idx is not None and len(inputs) == 2:
+                    r = _fast_binary(inputs[0], inputs[1], <Py_ssize_t> idx,
+                                     ufunc in POWER_UFUNCS)
+                    if r is not None:
+                        return r
+            return generic_ufunc(ufunc, inputs, {})
+        if method == "__call__":
+            return generic_ufunc(ufunc, inputs, dict(kwargs))
+        return generic_ufunc_method(ufunc, method, inputs, kwargs)
+
+    def __array_function__(self, func, types, args, kwargs):
+        return generic_array_function(func, types, args, kwargs)
+
+    # -- ndarray methods -------------------------------------------------------------------
+    def sum(self, axis=None, dtype=None, out=None, keepdims=False):
+        """Sum of the elements (``np.sum``)."""
+        return np.sum(self, axis=axis, dtype=dtype, out=out, keepdims=keepdims)
+
+    def mean(self, axis=None, dtype=None, out=None, keepdims=False):
+        """Mean of the elements (``np.mean``)."""
+        return np.mean(self, axis=axis, dtype=dtype, out=out, keepdims=keepdims)
+
+    def prod(self, axis=None, dtype=None, out=None, keepdims=False):
+        """Product of the elements (``np.prod``)."""
+        return np.prod(self, axis=axis, dtype=dtype, out=out, keepdims=keepdims)
+
+    def max(self, axis=None, out=None, keepdims=False):
+        """Maximum (``np.max``); ties share the derivative evenly."""
+        return np.max(self, axis=axis, out=out, keepdims=keepdims)
+
+    def min(self, axis=None, out=None, keepdims=False):
+        """Minimum (``np.min``); ties share the derivative evenly."""
+        return np.min(self, axis=axis, out=out, keepdims=keepdims)
+
+    def var(self, axis=None, dtype=None, out=None, ddof=0, keepdims=False):
+        """Variance (``np.var``)."""
+        return np.var(self, axis=axis, dtype=dtype, out=out, ddof=ddof, keepdims=keepdims)
+
+    def std(self, axis=None, dtype=None, out=None, ddof=0, keepdims=False):
+        """Standard deviation (``np.std``)."""
+        return np.std(self, axis=axis, dtype=dtype, out=out, ddof=ddof, keepdims=keepdims)
+
+    def cumsum(self, axis=None):
+        """Cumulative sum (``np.cumsum``)."""
+        return np.cumsum(self, axis=axis)
+
+    def cumprod(self, axis=None):
+        """Cumulative product (``np.cumprod``)."""
+        return np.cumprod(self, axis=axis)
+
+    def reshape(self, *shape, order="C"):
+        """Reshape (``np.reshape``); accepts ``reshape(2, 3)`` and ``reshape((2, 3))``."""
+        if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+            shape = tuple(shape[0])
+        return np.reshape(self, shape, order=order)
+
+    def ravel(self, order="C"):
+        """Flatten to 1-D (``np.ravel``)."""
+        return np.ravel(self, order=order)
+
+    def flatten(self, order="C"):
+        """Flatten to a 1-D copy."""
+        return np.ravel(self, order=order).copy()
+
+    def transpose(self, *axes):
+        """Permute the axes (``np.transpose``)."""
+        if len(axes) == 0:
+            axes = None
+        elif len(axes) == 1 and (axes[0] is None or isinstance(axes[0], (tuple, list))):
+            axes = axes[0]
+        return np.transpose(self, axes)
+
+    def swapaxes(self, axis1, axis2):
+        """Interchange two axes (``np.swapaxes``)."""
+        return np.swapaxes(self, axis1, axis2)
+
+    def squeeze(self, axis=None):
+        """Remove length-one axes (``np.squeeze``)."""
+        return np.squeeze(self, axis=axis)
+
+    def dot(self, other):
+        """Dot product (``np.dot``)."""
+        return np.dot(self, other)
+
+    def trace(self, offset=0, axis1=0, axis2=1):
+        """Sum along a diagonal (``np.trace``)."""
+        return np.trace(self, offset=offset, axis1=axis1, axis2=axis2)
+
+    def diagonal(self, offset=0, axis1=0, axis2=1):
+        """A diagonal (``np.diagonal``)."""
+        return np.diagonal(self, offset=offset, axis1=axis1, axis2=axis2)
+
+    def clip(self, min=None, max=None):
+        """Clip the values (``np.clip``)."""
+        return np.clip(self, min, max)
+
+    def take(self, indices, axis=None):
+        """Take elements (``np.take``)."""
+        return np.take(self, indices, axis=axis)
+
+    def repeat(self, repeats, axis=None):
+        """Repeat elements (``np.repeat``)."""
+        return np.repeat(self, repeats, axis=axis)
+
+    def copy(self):
+        """A copy that shares no memory with this array."""
+        return _make(self.value.copy(), self.tangent.copy(), self.tag)
+
+    def astype(self, dtype, copy=True):
+        """A float64 copy; other dtypes would drop the derivative and raise TypeError."""
+        if np.dtype(dtype) != np.float64:
+            raise TypeError(f"DualArray.astype({dtype!r}): dualad values are float64; "
+                            "other dtypes would drop the derivative")
+        return self.copy() if copy else self
+
+    def tolist(self):
+        """A (nested) list of :class:`Dual` values."""
+        if self.value.ndim == 0:
+            return self[()]
+        return [row.tolist() if isinstance(row, DualArray) else row for row in self]
+
+    def argmax(self, axis=None):
+        """Index of the maximum (plain integers)."""
+        return np.argmax(primal(self), axis=axis)
+
+    def argmin(self, axis=None):
+        """Index of the minimum (plain integers)."""
+        return np.argmin(primal(self), axis=axis)
+
+    def argsort(self, axis=-1):
+        """Indices that sort the values (plain integers)."""
+        return np.argsort(primal(self), axis=axis)
+
+    def all(self, axis=None):
+        """Whether all values are non-zero."""
+        return np.all(primal(self), axis=axis)
+
+    def any(self, axis=None):
+        """Whether any value is non-zero."""
+        return np.any(primal(self), axis=axis)
+
+
+cdef bint _writeable(object a):
+    if type(a) is NDARRAY:
+        return (<cnp.ndarray> a).flags.writeable
+    return True
+
+
+cdef Py_ssize_t _lanes(object o):
+    if type(o) is DualArray:
+        return (<DualArray> o).tangent.shape[0]
+    return (<Dual> o).k
+
+
+cdef inline bint _binop_ok(object other):
+    if isinstance(other, complex):
+        raise TypeError(complex_input("forward"))
+    return (isinstance(other, (float, int, np.ndarray, np.generic, Dual, DualArray, list,
+                               tuple)))

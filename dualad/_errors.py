@@ -1,0 +1,48 @@
+"""The messages of dualad's errors, written once and used by every engine.
+
+Design note
+-----------
+A tracer (``Dual``, ``HyperDual``, ``DualArray`` and later reverse-mode values) must never
+be silently turned into a plain number: that would drop its derivative and produce a wrong
+result without any sign.  Every place that refuses such a conversion raises ``TypeError``
+with one of the messages built here, so the advice stays consistent.
+"""
+
+__all__ = ["float_conversion", "complex_input", "unsupported_function", "object_input"]
+
+
+def float_conversion(kind, what="float()"):
+    """Message for ``float()``/``int()``/``math.*`` on a tracer (or storing it in a float array)."""
+    return (
+        f"{what} was called on a dualad {kind}, which would silently drop its derivative. "
+        "This happens with math-module functions (use np.sin(x), not math.sin(x)), "
+        "with float(x) or int(x) (read the number without its derivative from x.value), "
+        "and when a traced value is stored into a plain float ndarray "
+        "(create the array with np.zeros_like(x) or build it with np.array([...]) so "
+        "it can hold derivatives)."
+    )
+
+
+def complex_input(mode):
+    """Message for complex inputs, which forward and reverse mode do not support."""
+    return (
+        f"complex values are not supported in {mode} mode: dualad differentiates real "
+        "float64 functions. Split the computation into real and imaginary parts."
+    )
+
+
+def object_input(mode):
+    """Message for object arrays that are not arrays of dualad values."""
+    return (
+        f"object arrays are not supported in {mode} mode except arrays of dualad values; "
+        "pass a float64 array (np.asarray(x, dtype=float))."
+    )
+
+
+def unsupported_function(name, mode):
+    """Message for a NumPy function that has no derivative rule in ``mode``."""
+    return (
+        f"dualad has no {mode}-mode derivative rule for {name}. See the NumPy coverage "
+        "table in the documentation for what is supported; you can add a rule with "
+        "dualad.defrule, or compute this part outside the differentiated function."
+    )

@@ -1,0 +1,27 @@
+# The scalar extension types.  What other modules cimport: the types' layout and the
+# C factories.  Changing this file changes dualad's C API.
+
+# Partials up to this many lanes live inside the object (no malloc); more go on the heap.
+cdef enum:
+    INLINE_LANES = 12
+
+
+cdef class Dual:
+    cdef readonly double value
+    cdef readonly Py_ssize_t tag
+    cdef Py_ssize_t k
+    cdef double* p
+    cdef double buf[INLINE_LANES]
+
+
+cdef class HyperDual:
+    cdef readonly double value
+    cdef readonly double eps1
+    cdef readonly double eps2
+    cdef readonly double eps12
+    cdef readonly Py_ssize_t tag
+
+
+cdef Dual _new_dual(double value, Py_ssize_t k, Py_ssize_t tag)
+cdef HyperDual _new_hyperdual(double value, double eps1, double eps2, double eps12,
+                              Py_ssize_t tag)

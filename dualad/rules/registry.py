@@ -1,0 +1,155 @@
+"""Rule lookup: the rule table compiled for the NumPy path, and the function registry.
+
+Design note
+-----------
+Two kinds of rules are looked up here:
+
+* elementwise ufunc rules, compiled from the expressions of
+  :mod:`dualad.rules._elementwise` over NumPy's functions.  On plain arrays they compute
+  partials; on tracer arrays the same calls dispatch back into dualad, so a rule is itself
+  differentiable (nesting, forward-over-forward second derivatives);
+* rules for NumPy *functions* (``np.sum``, ``np.dot``, ``np.concatenate``...) registered
+  per mode with :func:`register` (dualad's own in :mod:`dualad.rules.linear`) or by users
+  with :func:`defrule`.
+
+An unknown function is never guessed at: :func:`lookup` raises ``TypeError`` naming the
+function and the mode.
+"""
+
+import numpy as np
+
+from .._errors import unsupported_function
+from ._codegen import compile_expression
+from ._elementwise import BOOLEAN_UFUNCS, FUNCTIONS, RULES
+
+__all__ = ["ElementwiseEntry", "ELEMENTWISE", "BOOLEAN", "register", "lookup", "defrule",
+           "registered"]
+
+_NAMESPACE = {name: getattr(np, name) for name in FUNCTIONS}
+_NAMESPACE["where"] = np.where
+
+
+class ElementwiseEntry:
+    """A rule of the table with its partials compiled over NumPy.
+
+    Attributes
+    ----------
+    rule : ElementwiseRule
+        The table entry.
+    ufunc : numpy.ufunc
+        The NumPy ufunc it differentiates.
+    first : tuple of callable
+        ``first[i](x, y, ans)`` is the i-th first partial.
+    second : tuple of callable
+        Second partials ``(dxx,)`` or ``(dxx, dxy, dyy)``, same signature.
+    """
+
+    __slots__ = ("rule", "ufunc", "first", "second", "arity", "name", "linear",
+                 "is_power")
+
+    def __init__(self, rule):
+        self.rule = rule
+        self.name = rule.name
+        self.arity = rule.arity
+        self.ufunc = getattr(np, rule.name)
+        self.first = tuple(compile_expression(e, _NAMESPACE, f"{rule.name}.d{i}")
+                           for i, e in enumerate(rule.d))
+        self.second = tuple(compile_expression(e, _NAMESPACE, f"{rule.name}.dd{i}")
+                            for i, e in enumerate(rule.dd))
+        self.linear = "linear" in rule.flags
+        self.is_power = rule.name in ("power", "float_power")
+
+    def __repr__(self):
+        return f"<ElementwiseEntry {self.name}>"
+
+
+#: ufunc -> ElementwiseEntry, for every rule in the table.
+ELEMENTWISE = {getattr(np, r.name): ElementwiseEntry(r) for r in RULES}
+
+#: ufuncs applied to primal values only (boolean results).
+BOOLEAN = frozenset(getattr(np, n) for n in BOOLEAN_UFUNCS)
+
+_FUNCTIONS = {"forward": {}, "reverse": {}}
+
+
+def register(func, mode="forward"):
+    """Decorator: register the implementation of NumPy function ``func`` in ``mode``.
+
+    The implementation receives the same arguments as ``func`` (with tracers among them)
+    and returns the traced result.
+    """
+    def deco(impl):
+        _FUNCTIONS[mode][func] = impl
+        return impl
+    return deco
+
+
+def registered(mode="forward"):
+    """Return the functions with a rule in ``mode`` (a dict ``func -> implementation``)."""
+    return dict(_FUNCTIONS[mode])
+
+
+def _name_of(func):
+    module = getattr(func, "__module__", None) or "numpy"
+    if module.startswith("numpy"):
+        module = "numpy" + (".linalg" if "linalg" in module else "")
+    return f"{module}.{getattr(func, '__name__', repr(func))}"
+
+
+def lookup(func, mode="forward"):
+    """Return the implementation of ``func`` in ``mode``.
+
+    Raises
+    ------
+    TypeError
+        If dualad has no rule for ``func`` in ``mode``; the message names both.
+    """
+    impl = _FUNCTIONS[mode].get(func)
+    if impl is None:
+        raise TypeError(unsupported_function(_name_of(func), mode))
+    return impl
+
+
+def defrule(func, jvp, mode="forward"):
+    """Register a custom forward-mode rule for a NumPy-style function.
+
+    Parameters
+    ----------
+    func : callable
+        A NumPy function that dispatches through ``__array_function__`` (for example
+        ``np.sinc``) or any function of your own that you call on tracers.
+    jvp : callable
+        ``jvp(primals, tangents) -> (value, tangent)`` where ``primals`` is the tuple
+        of positional arguments with plain values and ``tangents`` the matching tuple
+        of tangents (``None`` for arguments that carry none).  Each tangent has the
+        lane axis first: ``tangent.shape == (k,) + primal.shape``.
+    mode : {"forward"}
+        Only forward mode exists so far.
+
+    Returns
+    -------
+    callable
+        ``func`` itself, unchanged.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import dualad
+    >>> def sinc_jvp(primals, tangents):
+    ...     (x,), (t,) = primals, tangents
+    ...     d = np.where(x == 0, 0.0, (np.cos(np.pi * x) * np.pi * x - np.sin(np.pi * x))
+    ...                  / (np.pi * np.where(x == 0, 1.0, x) ** 2))
+    ...     return np.sinc(x), d * t
+    >>> _ = dualad.defrule(np.sinc, sinc_jvp)
+    >>> round(float(dualad.derivative(np.sinc)(0.5)), 10)
+    -1.2732395447
+    """
+    if mode != "forward":
+        raise ValueError(f"defrule supports mode='forward' only, got {mode!r}")
+
+    def impl(*args, **kwargs):
+        from .._array import custom_jvp_call
+        return custom_jvp_call(func, jvp, args, kwargs)
+
+    _FUNCTIONS[mode][func] = impl
+    return func
