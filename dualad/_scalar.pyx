@@ -24,7 +24,24 @@ from libc.math cimport isnan
 
 cdef extern from "<fenv.h>" nogil:
     int feclearexcept(int excepts)
+    int fetestexcept(int excepts)
     int FE_ALL_EXCEPT
+    int FE_INVALID
+    int FE_DIVBYZERO
+    int FE_OVERFLOW
+    int FE_UNDERFLOW
+
+
+cdef inline void _clear_fp_flags() noexcept nogil:
+    """Drop floating-point flags raised by partials the user never asked for.
+
+    A partial such as 0.5 / sqrt(0) or log(x < 0) for a constant exponent raises a flag;
+    NumPy reads leftover flags after its next loop and would warn there, at an unrelated
+    line.  Testing first is much cheaper than clearing unconditionally.
+    """
+    cdef int flags = FE_INVALID | FE_DIVBYZERO | FE_OVERFLOW | FE_UNDERFLOW
+    if fetestexcept(flags):
+        feclearexcept(flags)
 
 import numpy as np
 
@@ -138,7 +155,7 @@ cdef Dual _dual_unary(Dual a, unary_kernel kern):
     cdef double out[2]
     cdef Py_ssize_t i
     kern(a.value, out)
-    feclearexcept(FE_ALL_EXCEPT)  # partials may raise spurious flags
+    _clear_fp_flags()
     cdef Dual r = _new_dual(out[0], a.k, a.tag)
     for i in range(a.k):
         r.p[i] = _scale(out[1], a.p[i])
@@ -152,7 +169,7 @@ cdef Dual _dual_dd(Dual a, Dual b, Py_ssize_t idx):
         raise ValueError(f"Duals of one differentiation (tag {a.tag}) carry different "
                          f"numbers of partials ({a.k} and {b.k})")
     B1[idx](a.value, b.value, out)
-    feclearexcept(FE_ALL_EXCEPT)  # partials may raise spurious flags
+    _clear_fp_flags()
     if _is_pow(idx) and out[0] == 0.0:
         out[2] = 0.0  # zero base: d/dy x**y = x**y log x -> 0 (not 0 * -inf)
     cdef Dual r = _new_dual(out[0], a.k, a.tag)
@@ -166,7 +183,7 @@ cdef Dual _dual_dc(Dual a, double c, Py_ssize_t idx):
     cdef double out[3]
     cdef Py_ssize_t i
     B1X[idx](a.value, c, out)
-    feclearexcept(FE_ALL_EXCEPT)  # partials may raise spurious flags
+    _clear_fp_flags()
     cdef Dual r = _new_dual(out[0], a.k, a.tag)
     for i in range(a.k):
         r.p[i] = _scale(out[1], a.p[i])
@@ -178,7 +195,7 @@ cdef Dual _dual_cd(double c, Dual b, Py_ssize_t idx):
     cdef double out[3]
     cdef Py_ssize_t i
     B1Y[idx](c, b.value, out)
-    feclearexcept(FE_ALL_EXCEPT)  # partials may raise spurious flags
+    _clear_fp_flags()
     if _is_pow(idx) and out[0] == 0.0:
         out[2] = 0.0
     cdef Dual r = _new_dual(out[0], b.k, b.tag)
@@ -207,6 +224,33 @@ cdef object _dual_binop(object x, object y, Py_ssize_t idx, object ufunc):
     elif _is_real_number(x):
         return _dual_cd(x, <Dual> y, idx)
     return _generic(ufunc, (x, y))
+
+
+cdef type NDARRAY = np.ndarray
+cdef list BINARY_UFUNCS = [getattr(np, n) for n in BINARY_NAMES]
+
+
+cdef object _dual_op(Dual a, object other, Py_ssize_t idx, bint reflected):
+    """An operator method: C paths for same-tag Duals and exact floats/ints first."""
+    cdef Dual b
+    cdef double c
+    if type(other) is Dual:
+        b = <Dual> other
+        if b.tag == a.tag:
+            return _dual_dd(b, a, idx) if reflected else _dual_dd(a, b, idx)
+    elif type(other) is float or type(other) is int:
+        c = other
+        return _dual_cd(c, a, idx) if reflected else _dual_dc(a, c, idx)
+    if type(other) is NDARRAY:
+        r = _am().fast_binary(other, a, idx, _is_pow(idx)) if reflected else \
+            _am().fast_binary(a, other, idx, _is_pow(idx))
+        if r is not None:
+            return r
+    if not _operand_ok(other):
+        return NotImplemented
+    if reflected:
+        return _dual_binop(other, a, idx, BINARY_UFUNCS[idx])
+    return _dual_binop(a, other, idx, BINARY_UFUNCS[idx])
 
 
 cdef inline bint _operand_ok(object o):
@@ -352,58 +396,38 @@ cdef class Dual:
 
     # -- arithmetic ----------------------------------------------------------------
     def __add__(self, other):
-        if not _operand_ok(other):
-            return NotImplemented
-        return _dual_binop(self, other, I_ADD, _add)
+        return _dual_op(self, other, I_ADD, False)
 
     def __radd__(self, other):
-        if not _operand_ok(other):
-            return NotImplemented
-        return _dual_binop(other, self, I_ADD, _add)
+        return _dual_op(self, other, I_ADD, True)
 
     def __sub__(self, other):
-        if not _operand_ok(other):
-            return NotImplemented
-        return _dual_binop(self, other, I_SUB, _sub)
+        return _dual_op(self, other, I_SUB, False)
 
     def __rsub__(self, other):
-        if not _operand_ok(other):
-            return NotImplemented
-        return _dual_binop(other, self, I_SUB, _sub)
+        return _dual_op(self, other, I_SUB, True)
 
     def __mul__(self, other):
-        if not _operand_ok(other):
-            return NotImplemented
-        return _dual_binop(self, other, I_MUL, _mul)
+        return _dual_op(self, other, I_MUL, False)
 
     def __rmul__(self, other):
-        if not _operand_ok(other):
-            return NotImplemented
-        return _dual_binop(other, self, I_MUL, _mul)
+        return _dual_op(self, other, I_MUL, True)
 
     def __truediv__(self, other):
-        if not _operand_ok(other):
-            return NotImplemented
-        return _dual_binop(self, other, I_DIV, _div)
+        return _dual_op(self, other, I_DIV, False)
 
     def __rtruediv__(self, other):
-        if not _operand_ok(other):
-            return NotImplemented
-        return _dual_binop(other, self, I_DIV, _div)
+        return _dual_op(self, other, I_DIV, True)
 
     def __pow__(self, other, mod):
         if mod is not None:
             return NotImplemented
-        if not _operand_ok(other):
-            return NotImplemented
-        return _dual_binop(self, other, I_POW, _pow)
+        return _dual_op(self, other, I_POW, False)
 
     def __rpow__(self, other, mod):
         if mod is not None:
             return NotImplemented
-        if not _operand_ok(other):
-            return NotImplemented
-        return _dual_binop(other, self, I_POW, _pow)
+        return _dual_op(self, other, I_POW, True)
 
     def __neg__(self):
         return _dual_unary(self, U1[I_NEG])
@@ -529,7 +553,7 @@ cdef HyperDual _new_hyperdual(double value, double eps1, double eps2, double eps
 cdef HyperDual _hd_unary(HyperDual a, unary_kernel kern2):
     cdef double out[3]
     kern2(a.value, out)
-    feclearexcept(FE_ALL_EXCEPT)  # partials may raise spurious flags
+    _clear_fp_flags()
     # eps12 = f' a12 + f'' a1 a2; a zero factor annihilates the f'' term.
     cdef double cross = 0.0
     if a.eps1 != 0.0 and a.eps2 != 0.0:
@@ -547,7 +571,7 @@ cdef inline double _prod2(double d, double s, double t) noexcept nogil:
 cdef HyperDual _hd_hh(HyperDual a, HyperDual b, Py_ssize_t idx):
     cdef double o[6]
     B2[idx](a.value, b.value, o)
-    feclearexcept(FE_ALL_EXCEPT)  # partials may raise spurious flags
+    _clear_fp_flags()
     if _is_pow(idx) and o[0] == 0.0:
         o[2] = 0.0
         o[4] = 0.0
@@ -563,7 +587,7 @@ cdef HyperDual _hd_hh(HyperDual a, HyperDual b, Py_ssize_t idx):
 cdef HyperDual _hd_hc(HyperDual a, double c, Py_ssize_t idx):
     cdef double o[6]
     B2[idx](a.value, c, o)
-    feclearexcept(FE_ALL_EXCEPT)  # partials may raise spurious flags
+    _clear_fp_flags()
     return _new_hyperdual(o[0], _scale(o[1], a.eps1), _scale(o[1], a.eps2),
                           _scale(o[1], a.eps12) + _prod2(o[3], a.eps1, a.eps2), a.tag)
 
@@ -571,7 +595,7 @@ cdef HyperDual _hd_hc(HyperDual a, double c, Py_ssize_t idx):
 cdef HyperDual _hd_ch(double c, HyperDual b, Py_ssize_t idx):
     cdef double o[6]
     B2[idx](c, b.value, o)
-    feclearexcept(FE_ALL_EXCEPT)  # partials may raise spurious flags
+    _clear_fp_flags()
     if _is_pow(idx) and o[0] == 0.0:
         o[2] = 0.0
         o[5] = 0.0
@@ -846,6 +870,19 @@ cdef class HyperDual:
 
 
 # ---------------------------------------------------------------------------------------
+# tags: one increasing counter for the whole process (the GIL makes the increment atomic)
+
+cdef Py_ssize_t _LAST_TAG = 0
+
+
+cpdef Py_ssize_t new_tag() noexcept:
+    """Return a fresh tag, larger than every tag handed out before."""
+    global _LAST_TAG
+    _LAST_TAG += 1
+    return _LAST_TAG
+
+
+# ---------------------------------------------------------------------------------------
 # engine helpers (fast seeding and extraction for scalar derivatives)
 
 cpdef Dual seed_dual(double value, Py_ssize_t tag):
@@ -867,3 +904,18 @@ cpdef object dual_lane(object d, Py_ssize_t tag, Py_ssize_t lane):
             raise IndexError("lane out of range")
         return (<Dual> d).p[lane]
     return None
+
+
+cpdef object derivative1(object fun, double x, tuple args):
+    """The first derivative of ``fun`` at scalar ``x`` in one Dual evaluation.
+
+    Returns ``(out, tag)``-free fast result: a float when ``fun`` returned a Dual of
+    this evaluation, otherwise ``(out, tag)`` for the caller's general extraction.
+    """
+    cdef Py_ssize_t tag = new_tag()
+    cdef Dual d = _new_dual(x, 1, tag)
+    d.p[0] = 1.0
+    out = fun(d, *args)
+    if type(out) is Dual and (<Dual> out).tag == tag:
+        return (<Dual> out).p[0]
+    return (out, tag)

@@ -174,7 +174,9 @@ def jvp(fun, x, v, args=()):
 
 def _identity_lanes(shape, start, k):
     """Tangent lanes e_start, ..., e_{start+k-1} for an input of the given shape."""
-    n = int(np.prod(shape)) if shape else 1
+    n = math.prod(shape)
+    if start == 0 and k == n:
+        return np.eye(n).reshape((k,) + tuple(shape))
     lanes = np.zeros((k, n))
     lanes[np.arange(k), start + np.arange(k)] = 1.0
     return lanes.reshape((k,) + tuple(shape))
@@ -187,7 +189,7 @@ def jacobian(fun, x, args=(), chunk=None):
     """
     x = as_input(x)
     shape = _shape_of(x)
-    n = int(np.prod(shape)) if shape else 1
+    n = math.prod(shape)
     k = chunk_size(n, chunk)
     value = None
     blocks = []
@@ -200,9 +202,10 @@ def jacobian(fun, x, args=(), chunk=None):
         blocks.append(tangent)
     tangent = blocks[0] if len(blocks) == 1 else np.concatenate(blocks, axis=0)
     out_shape = _shape_of(value)
-    # lanes lead: (n,) + out_shape -> out_shape + x.shape
+    if type(tangent) is np.ndarray:
+        # lanes lead: (n,) + out_shape -> out_shape + x.shape
+        m = math.prod(out_shape)
+        jac = np.ascontiguousarray(tangent.reshape(n, m).T, dtype=np.float64)
+        return value, jac.reshape(out_shape + shape)
     jac = np.moveaxis(tangent, 0, -1) if len(out_shape) else tangent
-    jac = np.reshape(jac, out_shape + shape)
-    if type(jac) is np.ndarray:
-        jac = np.ascontiguousarray(jac, dtype=np.float64)
-    return value, jac
+    return value, np.reshape(jac, out_shape + shape)

@@ -115,10 +115,34 @@ def _shape(v):
 
 # -- shape manipulation ----------------------------------------------------------------------
 
+def _resolve_order(a, order):
+    """NumPy's layout-dependent orders, resolved from the layout of the primal values.
+
+    ``"A"`` means Fortran order for a Fortran-contiguous array and C order otherwise;
+    ``"K"`` (ravel only) means memory order.  Returns ``"C"``, ``"F"``, or for ``"K"`` on
+    a general strided array an index array: the C-order positions in memory order.
+    """
+    if order in ("A", "K"):
+        p = primal(normalize(a))
+        if not isinstance(p, np.ndarray) or p.flags.c_contiguous:
+            return "C"
+        if np.isfortran(p) or (order == "A" and p.flags.f_contiguous):
+            return "F"
+        if order == "A":
+            return "C"
+        # empty_like keeps the axis order of p's strides, so its memory order is p's
+        idx = np.empty_like(p, dtype=np.intp)
+        idx[...] = np.arange(p.size).reshape(p.shape)
+        return idx.ravel("K")
+    return order
+
+
 @register(np.reshape)
 def _reshape(a, shape=None, order="C", *, newshape=None, copy=None):
     shape = newshape if shape is None else shape
-    if order not in ("C", "A"):
+    if order == "A":
+        order = _resolve_order(a, order)
+    if order != "C":
         return _unary_linear(a, lambda u: np.reshape(u, shape, order=order))
 
     def ft(t):
@@ -129,7 +153,10 @@ def _reshape(a, shape=None, order="C", *, newshape=None, copy=None):
 
 @register(np.ravel)
 def _ravel(a, order="C"):
-    if order not in ("C", "A", "K"):
+    order = _resolve_order(a, order)
+    if isinstance(order, np.ndarray):  # "K" on a strided array: a fixed permutation
+        return _take(_ravel(a), order)
+    if order != "C":
         return _unary_linear(a, lambda u: np.ravel(u, order=order))
     return _unary_linear(a, lambda u: np.reshape(u, -1),
                          lambda t: t.reshape(t.shape[0], -1))
@@ -206,6 +233,20 @@ def _flip(m, axis=None):
     axes = tuple(range(nd)) if axis is None else _norm_axis(axis, nd)
     return _unary_linear(m, lambda u: np.flip(u, axes),
                          lambda t: np.flip(t, _shift(axes)))
+
+
+@register(np.fliplr)
+def _fliplr(m):
+    if len(_shape(_parts(m)[0])) < 2:
+        raise ValueError("Input must be >= 2-d.")
+    return _flip(m, 1)
+
+
+@register(np.flipud)
+def _flipud(m):
+    if len(_shape(_parts(m)[0])) < 1:
+        raise ValueError("Input must be >= 1-d.")
+    return _flip(m, 0)
 
 
 @register(np.roll)
@@ -443,7 +484,7 @@ def _round(a, decimals=0, out=None):
     return wrap(value, np.zeros(t.shape), tag)
 
 
-# -- creation ---------------------------------------------------------------------------------
+# -- creation -------------------------------------------------------------------------
 
 def _like(a, fill):
     v, t, tag = _parts(a)
@@ -453,23 +494,35 @@ def _like(a, fill):
     return make(value, zeros_tangent(value, t.shape[0]), tag, True)
 
 
+def _plain_dtype(dtype):
+    """True for a requested dtype other than float64: the result is a plain constant."""
+    return dtype is not None and np.dtype(dtype) != np.float64
+
+
+def _shape_or(a, shape):
+    return np.shape(primal(normalize(a))) if shape is None else shape
+
+
 @register(np.zeros_like)
 def _zeros_like(a, dtype=None, order="K", subok=True, shape=None, *, device=None):
-    _check_dtype("zeros_like", dtype)
+    if _plain_dtype(dtype):  # e.g. a boolean mask or an integer counter: no derivative
+        return np.zeros(_shape_or(a, shape), dtype=dtype)
     return _like(a, lambda v: np.zeros(_shape(v) if shape is None else shape)
                  if type(v) is not DualArray else np.zeros_like(v, shape=shape))
 
 
 @register(np.ones_like)
 def _ones_like(a, dtype=None, order="K", subok=True, shape=None, *, device=None):
-    _check_dtype("ones_like", dtype)
+    if _plain_dtype(dtype):
+        return np.ones(_shape_or(a, shape), dtype=dtype)
     return _like(a, lambda v: np.ones(_shape(v) if shape is None else shape)
                  if type(v) is not DualArray else np.ones_like(v, shape=shape))
 
 
 @register(np.empty_like)
 def _empty_like(prototype, dtype=None, order="K", subok=True, shape=None, *, device=None):
-    _check_dtype("empty_like", dtype)
+    if _plain_dtype(dtype):
+        return np.empty(_shape_or(prototype, shape), dtype=dtype)
     # Zero-filled: an uninitialised tangent would be a silent wrong number.
     return _zeros_like(prototype, shape=shape)
 
@@ -477,7 +530,12 @@ def _empty_like(prototype, dtype=None, order="K", subok=True, shape=None, *, dev
 @register(np.full_like)
 def _full_like(a, fill_value, dtype=None, order="K", subok=True, shape=None, *,
                device=None):
-    _check_dtype("full_like", dtype)
+    if _plain_dtype(dtype):
+        if tag_of((normalize(fill_value),)) >= 0:
+            raise TypeError(f"numpy.full_like: a traced fill value cannot be stored in an "
+                            f"array of dtype {np.dtype(dtype)}, which would silently drop "
+                            "its derivative; leave dtype as float64")
+        return np.full(_shape_or(a, shape), fill_value, dtype=dtype)
     base = _zeros_like(a, shape=shape)
     return base + fill_value
 
@@ -570,13 +628,15 @@ def _prod(a, axis=None, dtype=None, out=None, keepdims=False, initial=np._NoValu
     _reject("prod", out, initial=initial, where=where)
     _check_dtype("prod", dtype)
     a = normalize(a)
-    if axis is None:
-        a = np.ravel(a)
-        axis = 0
+    nd = np.ndim(primal(a))
+    if axis is None or nd == 0:
+        if axis is not None:
+            _norm_axis(axis, nd)  # validates (AxisError)
+        res = _prod(np.ravel(a), axis=0)
         if keepdims:
-            raise TypeError("numpy.prod: keepdims with axis=None is not supported")
+            res = np.reshape(res, (1,) * nd)
+        return res
     v, t, tag = _parts(a)
-    nd = len(_shape(v))
     axes = _norm_axis(axis, nd)
     if len(axes) != 1:
         b = np.moveaxis(a, axes, tuple(range(-len(axes), 0)))
@@ -676,6 +736,7 @@ def _edge(extra, shape, ax):
 
 def _bilinear(a, b, op, left, right):
     """Product rule for a bilinear ``op``: ``left(ta, bv) + right(av, tb)``."""
+    a, b = normalize(a), normalize(b)  # lists and object arrays of tracers
     (la, lb), tag = _common((a, b))
     av, ta = split(a, tag) if tag_of((a,)) == tag else (la.value, None)
     bv, tb = split(b, tag) if tag_of((b,)) == tag else (lb.value, None)
@@ -693,19 +754,35 @@ def _bilinear(a, b, op, left, right):
     return wrap(value, tangent, tag)
 
 
+def _lead(t, ndim):
+    """Insert length-one axes after the lane axis of ``t`` until it has ``ndim`` value dims.
+
+    The lane axis must stay in front of every axis that broadcasts against the other
+    operand: NumPy aligns shapes from the right, so without the padding a lane axis of
+    length k would meet a batch axis of the other operand (wrong, or an error).
+    """
+    have = t.ndim - 1
+    if have >= ndim:
+        return t
+    return t.reshape((t.shape[0],) + (1,) * (ndim - have) + t.shape[1:])
+
+
 def _matmul_left(ta, bv, av):
-    # ta: (k,) + sa.  With a 1-D a against a stack of matrices, keep the lane axis first.
-    if av.ndim == 1 and bv.ndim >= 3:
+    # ta: (k,) + sa.  A 1-D a is a row vector; the result has b's batch axes.
+    if av.ndim == 1:
+        if bv.ndim == 1:
+            return np.matmul(ta, bv)
         t = ta.reshape((ta.shape[0],) + (1,) * (bv.ndim - 2) + (1, ta.shape[-1]))
         return np.matmul(t, bv)[..., 0, :]
-    return np.matmul(ta, bv)
+    return np.matmul(_lead(ta, bv.ndim), bv)
 
 
 def _matmul_right(av, tb, bv):
+    # tb: (k,) + sb.  A 1-D b is a column vector; the result has a's batch axes.
     if bv.ndim == 1:
         t = tb.reshape((tb.shape[0],) + (1,) * max(av.ndim - 2, 0) + (tb.shape[-1], 1))
         return np.matmul(av, t)[..., 0]
-    return np.matmul(av, tb)
+    return np.matmul(av, _lead(tb, av.ndim))
 
 
 @register(np.matmul)
@@ -747,12 +824,12 @@ def _dot(a, b, out=None):
 
     def left(ta, bv, av):
         if av.ndim == 0 or bv.ndim == 0:
-            return ta * bv
+            return _lead(ta, bv.ndim) * bv
         return np.tensordot(ta, bv, axes=([av.ndim], [max(bv.ndim - 2, 0)]))
 
     def right(av, tb, bv):
         if av.ndim == 0 or bv.ndim == 0:
-            return av * tb
+            return av * _lead(tb, av.ndim)
         r = np.tensordot(av, tb, axes=([av.ndim - 1], [max(bv.ndim - 2, 0) + 1]))
         return np.moveaxis(r, av.ndim - 1, 0)
     return _bilinear(a, b, op, left, right)
@@ -772,12 +849,12 @@ def _inner(a, b):
 
     def left(ta, bv, av):
         if av.ndim == 0 or bv.ndim == 0:
-            return ta * bv
+            return _lead(ta, bv.ndim) * bv
         return np.tensordot(ta, bv, axes=([-1], [-1]))
 
     def right(av, tb, bv):
         if av.ndim == 0 or bv.ndim == 0:
-            return av * tb
+            return av * _lead(tb, av.ndim)
         return np.moveaxis(np.tensordot(av, tb, axes=([-1], [-1])), av.ndim - 1, 0)
     return _bilinear(a, b, op, left, right)
 
