@@ -301,11 +301,12 @@ cdef inline object _operand_shape(object o):
     return None
 
 
-# Above this many elements, values and partials come from NumPy's own (SIMD) ufunc loops
-# and only the lane combination runs in C: NumPy's vectorized exp/sin beat a scalar
-# libm call per element several times over (measured: exp 0.8 vs 5 ns, sin+cos 2 vs
-# 20 ns per element), while below it the per-call overhead of NumPy dominates and the
-# fused loop wins.
+# Above this many elements, a rule whose partials are constants, operands or the result
+# (add, subtract, multiply, exp, ...) takes its values from NumPy's vectorized (SIMD)
+# ufunc loop and combines lanes in one vectorizable C pass: NumPy's exp costs 0.8 ns per
+# element against 5 ns for a libm call.  Rules whose partials need computing (sin: cos)
+# stay in the fused loop, where the compiler turns sin and cos of one argument into a
+# single sincos call.  Below the threshold NumPy's per-call overhead dominates.
 cdef Py_ssize_t VECTOR_MIN = 128
 
 
@@ -351,6 +352,12 @@ for _i, _n in enumerate(unary_names()):
 for _i, _n in enumerate(binary_names()):
     PARTIALS_B[_i][0] = _describe(ELEMENTWISE[getattr(np, _n)].rule.d[0])
     PARTIALS_B[_i][1] = _describe(ELEMENTWISE[getattr(np, _n)].rule.d[1])
+
+
+cdef inline bint _trivial(Partial* desc, bint x_traced, bint y_traced) noexcept:
+    """Whether no partial a traced operand needs has to be computed per element."""
+    return ((not x_traced or desc[0].kind != P_KERNEL)
+            and (not y_traced or desc[1].kind != P_KERNEL))
 
 
 cdef bint _all_finite(const double* d, Py_ssize_t ds, Py_ssize_t n) noexcept nogil:
@@ -449,7 +456,7 @@ cdef object _fast_unary(DualArray a, Py_ssize_t idx):
     cdef Py_ssize_t k = cnp.PyArray_DIM(<cnp.ndarray> a.tangent, 0)
     cdef Operand op, dummy
     cdef object r
-    if n >= VECTOR_MIN:
+    if n >= VECTOR_MIN and PARTIALS_U[idx][0].kind != P_KERNEL:
         _classify(a, &op)
         _classify(0.0, &dummy)
         r = _vector_path(UNARY_UFUNCS[idx], PARTIALS_U[idx], &op, &dummy,
@@ -512,7 +519,8 @@ cdef object _fast_binary(object x, object y, Py_ssize_t idx, bint powfix):
     cdef object r
     for s_ in shape:
         n *= s_
-    if n >= VECTOR_MIN:
+    if n >= VECTOR_MIN and _trivial(PARTIALS_B[idx], ox.t != NULL, oy.t != NULL) \
+            and not powfix:
         r = _vector_path(BINARY_UFUNCS[idx], PARTIALS_B[idx], &ox, &oy,
                          (_value_of(x), _value_of(y)), shape, k, tag, powfix)
         if r is not None:
