@@ -37,7 +37,7 @@ from dualad._scalar cimport Dual, HyperDual, _new_dual
 from dualad._kernels cimport (unary_kernel, binary_kernel, fill_tables, unary_names,
                               binary_names, N_UNARY, N_BINARY)
 from dualad._errors import float_conversion, complex_input, object_input, \
-    unsupported_function
+    unsupported_function, MixedTracerError, MIXED_HYPERDUAL
 from dualad.rules import registry as _registry
 
 cnp.import_array()
@@ -441,7 +441,7 @@ cdef object _vector_path(object ufunc, Partial* desc, Operand* ox, Operand* oy,
     cdef double* pot = _ptr(ot)
     with nogil:
         _lanes_from_partials(dp, dst, ox, oy, pot, n, k)
-    return _wrap(ans, ot, tag)
+    return _wrap_fresh(ans, ot, tag)
 
 
 cdef object _fast_unary(DualArray a, Py_ssize_t idx):
@@ -475,7 +475,7 @@ cdef object _fast_unary(DualArray a, Py_ssize_t idx):
         _clear_fp_flags()
     if status < 0:
         raise MemoryError()
-    return _wrap(ov, ot, a.tag)
+    return _wrap_fresh(ov, ot, a.tag)
 
 
 cdef object _fast_binary(object x, object y, Py_ssize_t idx, bint powfix):
@@ -538,7 +538,7 @@ cdef object _fast_binary(object x, object y, Py_ssize_t idx, bint powfix):
         _clear_fp_flags()
     if status < 0:
         raise MemoryError()
-    return _wrap(ov, ot, tag)
+    return _wrap_fresh(ov, ot, tag)
 
 
 # ---------------------------------------------------------------------------------------
@@ -590,8 +590,7 @@ cpdef object normalize(object o, str mode="forward"):
     if type(o) is DualArray or type(o) is Dual:
         return o
     if isinstance(o, HyperDual):
-        raise TypeError("HyperDual values cannot be mixed with Dual or DualArray values;"
-                        " use one kind of number per differentiation")
+        raise MixedTracerError(MIXED_HYPERDUAL)
     if isinstance(o, (list, tuple)):
         arr = np.asarray(o) if tag_of(o) < 0 else _from_objects(_object_array(o))
         return normalize(arr, mode)
@@ -600,9 +599,15 @@ cpdef object normalize(object o, str mode="forward"):
             return _from_objects(o, mode)
         if o.dtype.kind == "c":
             raise TypeError(complex_input(mode))
+        if o.dtype != np.float64 and o.dtype.kind in "fiu":
+            # constants join the computation in float64: a float32 constant would
+            # otherwise make NumPy compute partials in single precision
+            return o.astype(np.float64)
         return o
     if isinstance(o, complex) or (isinstance(o, np.generic) and np.iscomplexobj(o)):
         raise TypeError(complex_input(mode))
+    if isinstance(o, np.number) and type(o) is not np.float64:
+        return np.float64(o)
     return o
 
 
@@ -620,10 +625,14 @@ cdef object _from_objects(object arr, str mode="forward"):
     flat = arr.ravel().tolist()
     cdef Py_ssize_t tag = tag_of(flat)
     if tag < 0:
-        try:
-            return np.asarray(arr, dtype=np.float64)
-        except (TypeError, ValueError):
-            raise TypeError(object_input(mode)) from None
+        for e in flat:
+            if isinstance(e, (bool, np.bool_)) or not isinstance(e, (float, int,
+                                                                     np.number)):
+                if not isinstance(e, (bool, np.bool_)):
+                    raise TypeError(object_input(mode) + f" Found {type(e).__name__}.")
+            elif np.iscomplexobj(e):
+                raise TypeError(complex_input(mode))
+        return np.asarray(arr, dtype=np.float64)
     k = -1
     for e in flat:
         if type(e) is Dual and (<Dual> e).tag == tag:
@@ -715,6 +724,14 @@ cdef object _wrap(object value, object tangent, Py_ssize_t tag):
             d.p[i] = tv[i]
         return d
     return _make(value, tangent, tag)
+
+
+cdef object _wrap_fresh(object value, object tangent, Py_ssize_t tag):
+    """_wrap for newly allocated value and tangent: item assignment may write in place."""
+    r = _wrap(value, tangent, tag)
+    if type(r) is DualArray:
+        (<DualArray> r).owns = True
+    return r
 
 
 cpdef object lift(object o, Py_ssize_t tag, Py_ssize_t k):
@@ -811,7 +828,7 @@ cdef object _elementwise(object entry, tuple inputs, Py_ssize_t tag):
     target = (k,) + ans.shape
     if tangent.shape != target:
         tangent = np.broadcast_to(tangent, target)
-    return _wrap(ans, tangent, tag)
+    return _wrap_fresh(ans, tangent, tag)
 
 
 cdef tuple _normalized(tuple inputs):
@@ -848,8 +865,8 @@ cpdef object generic_ufunc(object ufunc, tuple inputs, dict kwargs):
     if out is not None:
         outs = out if isinstance(out, tuple) else (out,)
         if isinstance(outs[0], np.ndarray):
-            raise TypeError(float_conversion("DualArray", f"numpy.{ufunc.__name__} with "
-                                             "out= a plain ndarray"))
+            raise TypeError(float_conversion("traced value", f"numpy.{ufunc.__name__} "
+                                             "with out= a plain ndarray"))
         raise TypeError(f"numpy.{ufunc.__name__}: the out= argument is not supported for "
                         "dualad values; assign the result instead")
     if kwargs:
@@ -878,6 +895,9 @@ cpdef object generic_ufunc(object ufunc, tuple inputs, dict kwargs):
 cpdef object generic_ufunc_method(object ufunc, str method, tuple inputs, dict kwargs):
     """``ufunc.reduce``/``accumulate``/``outer`` on tracers, via the matching function."""
     inputs = _normalized(inputs)
+    if method in ("reduce", "accumulate"):
+        kwargs = dict(kwargs)
+        kwargs.setdefault("axis", 0)  # ufunc.reduce/accumulate default to axis 0
     if method == "reduce" and ufunc in _REDUCE_AS:
         return _REDUCE_AS[ufunc](*inputs, **kwargs)
     if method == "accumulate" and ufunc in _ACCUMULATE_AS:
@@ -1108,7 +1128,12 @@ cdef class DualArray:
             key = np.asarray(key) if not isinstance(key, DualArray) else key
         v = self.value[key]
         t = self.tangent[_lane_key(key)]
-        return _wrap(v, t, self.tag)
+        r = _wrap(v, t, self.tag)
+        if type(r) is DualArray:
+            # a view shares this array's storage, so it may write where this one may
+            # (NumPy's semantics: a write through either is seen by both)
+            (<DualArray> r).owns = self.owns
+        return r
 
     def __setitem__(self, key, item):
         _check_key(key)
@@ -1177,6 +1202,18 @@ cdef class DualArray:
         if mod is not None or not _binop_ok(other):
             return NotImplemented
         return np.power(other, self)
+
+    def __mod__(self, other):
+        return np.remainder(self, other) if _binop_ok(other) else NotImplemented
+
+    def __rmod__(self, other):
+        return np.remainder(other, self) if _binop_ok(other) else NotImplemented
+
+    def __floordiv__(self, other):
+        return np.floor_divide(self, other) if _binop_ok(other) else NotImplemented
+
+    def __rfloordiv__(self, other):
+        return np.floor_divide(other, self) if _binop_ok(other) else NotImplemented
 
     def __matmul__(self, other):
         return np.matmul(self, other) if _binop_ok(other) else NotImplemented

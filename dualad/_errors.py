@@ -8,7 +8,19 @@ result without any sign.  Every place that refuses such a conversion raises ``Ty
 with one of the messages built here, so the advice stays consistent.
 """
 
-__all__ = ["float_conversion", "complex_input", "unsupported_function", "object_input"]
+__all__ = ["float_conversion", "complex_input", "unsupported_function", "object_input",
+           "MixedTracerError", "MIXED_HYPERDUAL"]
+
+
+class MixedTracerError(TypeError):
+    """A HyperDual met a Dual or DualArray (second-order scalar mode inside another
+    differentiation).  ``derivative(order=2)`` catches it and nests first-order sweeps
+    instead; anywhere else it reaches the user as a ``TypeError``."""
+
+
+MIXED_HYPERDUAL = ("HyperDual values cannot be mixed with Dual or DualArray values; use "
+                   "one kind of number per differentiation (nest dualad.derivative calls "
+                   "instead)")
 
 
 def float_conversion(kind, what="float()"):

@@ -20,6 +20,7 @@ cdef class HyperDual:
     cdef readonly double eps2
     cdef readonly double eps12
     cdef readonly Py_ssize_t tag
+    cdef bint ready
 
 
 cdef Dual _new_dual(double value, Py_ssize_t k, Py_ssize_t tag)

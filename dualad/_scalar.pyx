@@ -47,7 +47,8 @@ import numpy as np
 
 from dualad._kernels cimport (unary_kernel, binary_kernel, fill_tables, unary_names,
                               binary_names, N_UNARY, N_BINARY)
-from dualad._errors import float_conversion, complex_input
+from dualad._errors import float_conversion, complex_input, MixedTracerError, \
+    MIXED_HYPERDUAL
 from dualad.rules._elementwise import BOOLEAN_UFUNCS
 
 # ---------------------------------------------------------------------------------------
@@ -79,6 +80,14 @@ cdef Py_ssize_t I_POS = UNARY_NAMES.index("positive")
 cdef Py_ssize_t I_ABS = UNARY_NAMES.index("absolute")
 
 _add, _sub, _mul, _div, _pow = np.add, np.subtract, np.multiply, np.true_divide, np.power
+_np_equal, _np_not_equal = np.equal, np.not_equal
+
+
+cdef bint _all_scalars(tuple inputs):
+    for i in inputs:
+        if isinstance(i, np.ndarray) or hasattr(i, "tangent"):
+            return False
+    return True
 
 
 def _kernel(name, *args):
@@ -124,8 +133,10 @@ cdef object _am():
 
 
 cdef inline bint _is_real_number(object o):
-    # float covers np.float64; bool is an int.  np.float32/np.int64 go the generic way.
-    return isinstance(o, float) or isinstance(o, int)
+    # float covers np.float64; bool is an int; other real NumPy scalars (float32, int64)
+    # are constants too, taken exactly into float64.
+    return (isinstance(o, float) or isinstance(o, int)
+            or (isinstance(o, np.number) and not isinstance(o, np.complexfloating)))
 
 
 cdef object _reject_complex(object o, str mode="forward"):
@@ -256,6 +267,8 @@ cdef object _dual_op(Dual a, object other, Py_ssize_t idx, bint reflected):
 cdef inline bint _operand_ok(object o):
     """Whether an operator method should handle ``o`` (else NotImplemented)."""
     _reject_complex(o)
+    if type(o) is HyperDual:
+        raise MixedTracerError(MIXED_HYPERDUAL)
     return (_is_real_number(o) or isinstance(o, (Dual, np.ndarray, np.generic))
             or hasattr(o, "__array_ufunc__") and not isinstance(o, HyperDual))
 
@@ -312,10 +325,10 @@ cdef class Dual:
 
     def __cinit__(self):
         self.p = self.buf
-        self.k = 0
+        self.k = -1  # not yet initialised; the factory and __init__ set it
 
     def __init__(self, value, partials=(1.0,), tag=0):
-        if self.k != 0:
+        if self.k != -1:
             raise TypeError("Dual is immutable")
         _reject_complex(value)
         if isinstance(value, (Dual, HyperDual)) or not _is_real_number(value) and \
@@ -349,7 +362,7 @@ cdef class Dual:
     @property
     def partials(self):
         """ndarray, shape (k,): a copy of the partial derivatives."""
-        out = np.empty(self.k)
+        out = np.empty(max(self.k, 0))
         cdef double[::1] ov = out
         cdef Py_ssize_t i
         for i in range(self.k):
@@ -429,6 +442,20 @@ cdef class Dual:
             return NotImplemented
         return _dual_op(self, other, I_POW, True)
 
+    # No derivative rule exists for these: going through the ufunc gives the error that
+    # names numpy.remainder / numpy.floor_divide and the mode.
+    def __mod__(self, other):
+        return np.remainder(self, other)
+
+    def __rmod__(self, other):
+        return np.remainder(other, self)
+
+    def __floordiv__(self, other):
+        return np.floor_divide(self, other)
+
+    def __rfloordiv__(self, other):
+        return np.floor_divide(other, self)
+
     def __neg__(self):
         return _dual_unary(self, U1[I_NEG])
 
@@ -498,6 +525,11 @@ cdef class Dual:
                 _reject_complex(inputs[0])
                 _reject_complex(inputs[1])
                 return _dual_binop(inputs[0], inputs[1], <Py_ssize_t> idx, ufunc)
+            if (ufunc is _np_equal or ufunc is _np_not_equal) and _all_scalars(inputs):
+                # np.float64(2.0) == d lands here: keep the semantics of Dual.__eq__
+                eq = inputs[0] == inputs[1] if type(inputs[0]) is Dual else \
+                    inputs[1] == inputs[0]
+                return np.bool_(eq if ufunc is _np_equal else not eq)
             if ufunc in BOOLEAN:
                 return ufunc(*[_primal_of(i) for i in inputs])
         return _generic(ufunc, inputs, kwargs) if method == "__call__" else \
@@ -547,6 +579,7 @@ cdef HyperDual _new_hyperdual(double value, double eps1, double eps2, double eps
     h.eps2 = eps2
     h.eps12 = eps12
     h.tag = tag
+    h.ready = True
     return h
 
 
@@ -613,8 +646,7 @@ cdef object _via_objects(object ufunc, str method, tuple inputs, dict kwargs):
             box[()] = i
             conv.append(box)
         elif isinstance(i, Dual) or hasattr(i, "tangent"):
-            raise TypeError("HyperDual values cannot be mixed with Dual or DualArray "
-                            "values; use one kind of number per differentiation")
+            raise MixedTracerError(MIXED_HYPERDUAL)
         elif isinstance(i, np.ndarray):
             if np.iscomplexobj(i):
                 raise TypeError(complex_input("forward"))
@@ -647,6 +679,8 @@ cdef object _hd_binop(object x, object y, Py_ssize_t idx, object ufunc):
 
 cdef inline bint _hd_operand_ok(object o):
     _reject_complex(o)
+    if type(o) is Dual or hasattr(o, "tangent"):
+        raise MixedTracerError(MIXED_HYPERDUAL)
     return _is_real_number(o) or isinstance(o, (HyperDual, np.ndarray, np.generic))
 
 
@@ -679,16 +713,19 @@ cdef class HyperDual:
     --------
     >>> import numpy as np
     >>> from dualad import HyperDual
-    >>> h = np.exp(HyperDual(0.5)) * HyperDual(0.5)   # f(x) = x exp(x)
-    >>> round(h.eps1, 12) == round((1 + 0.5) * np.exp(0.5), 12)
-    True
-    >>> round(h.eps12, 12) == round((2 + 0.5) * np.exp(0.5), 12)
-    True
+    >>> x = HyperDual(0.5)
+    >>> h = x * np.exp(x)                  # f(x) = x exp(x)
+    >>> print(f"{h.eps1:.10f} {(1 + 0.5) * np.exp(0.5):.10f}")   # f'(x) = (1 + x) e^x
+    2.4730819061 2.4730819061
+    >>> print(f"{h.eps12:.10f} {(2 + 0.5) * np.exp(0.5):.10f}")  # f''(x) = (2 + x) e^x
+    4.1218031768 4.1218031768
     """
 
     __array_priority__ = 100.0
 
     def __init__(self, value, eps1=1.0, eps2=1.0, eps12=0.0, tag=0):
+        if self.ready:
+            raise TypeError("HyperDual is immutable")
         for part in (value, eps1, eps2, eps12):
             _reject_complex(part)
             if isinstance(part, (Dual, HyperDual)) or not (
@@ -700,6 +737,7 @@ cdef class HyperDual:
         self.eps2 = float(eps2)
         self.eps12 = float(eps12)
         self.tag = int(tag)
+        self.ready = True
 
     def __reduce__(self):
         return (HyperDual, (self.value, self.eps1, self.eps2, self.eps12, self.tag))
@@ -835,6 +873,10 @@ cdef class HyperDual:
             idx = BINARY_INDEX.get(ufunc)
             if idx is not None and len(inputs) == 2:
                 return _hd_binop(inputs[0], inputs[1], <Py_ssize_t> idx, ufunc)
+            if (ufunc is _np_equal or ufunc is _np_not_equal) and _all_scalars(inputs):
+                eq = inputs[0] == inputs[1] if type(inputs[0]) is HyperDual else \
+                    inputs[1] == inputs[0]
+                return np.bool_(eq if ufunc is _np_equal else not eq)
             if ufunc in BOOLEAN:
                 return ufunc(*[_primal_of(i) for i in inputs])
         if ufunc not in UNARY_INDEX and ufunc not in BINARY_INDEX \

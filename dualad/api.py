@@ -15,7 +15,8 @@ the reverse-mode engine lands, rather than silently running forward mode.
 import numpy as np
 
 from . import forward
-from ._array import DualArray, normalize
+from ._array import DualArray
+from ._errors import MixedTracerError
 from ._scalar import Dual, HyperDual, derivative1, dual_lane, seed_dual, seed_hyperdual
 from ._tags import new_tag
 
@@ -84,7 +85,12 @@ class _Derivative(_Transform):
             raise ValueError(f"derivative needs a scalar x, got an array of shape {x.shape};"
                              " use dualad.jacobian (or dualad.grad) for array inputs")
         if self.order == 2:
-            return self._second(float(x), args)
+            try:
+                return self._second(float(x), args)
+            except MixedTracerError:
+                # fun mixes x with values of an enclosing differentiation: HyperDuals
+                # cannot carry those, nested Dual sweeps can (also exact).
+                return self._traced(x, args)
         if self.order > 2:
             return self._traced(x, args)
         tag = new_tag()

@@ -66,8 +66,9 @@ def chunk_size(n, chunk=None):
 def as_input(x, mode="forward"):
     """Validate and copy a differentiation input.
 
-    Returns a float64 ndarray copy (integers and booleans promoted), or the tracer itself
-    when ``x`` belongs to an enclosing differentiation.
+    Returns a float64 ndarray (integers and booleans promoted; each sweep copies it, so
+    the caller's array is never modified), or the tracer itself when ``x`` belongs to an
+    enclosing differentiation.
 
     Raises
     ------
@@ -83,7 +84,7 @@ def as_input(x, mode="forward"):
     if isinstance(x, complex) or np.iscomplexobj(x):
         raise TypeError(complex_input(mode))
     try:
-        arr = np.array(x, dtype=np.float64)
+        arr = np.asarray(x, dtype=np.float64)
     except (TypeError, ValueError):
         raise TypeError(object_input(mode) + f" Got {type(x).__name__}.") from None
     return arr
@@ -93,9 +94,9 @@ def _seed(x, tangent, tag):
     """The traced input: value ``x`` (array or older tracer) with the given lanes."""
     if type(x) is Dual:
         x = from_dual(x)
-    # owns=False: an item assignment inside fun copies first, so x is shared safely
-    # between the sweeps of one Jacobian.
-    return make(x, tangent, tag, False)
+    # Each sweep gets its own copy of x: item assignment inside fun then writes in place
+    # (views see it, as in NumPy) without touching the caller's x or the next sweep's.
+    return make(x.copy(), tangent, tag, True)
 
 
 def extract(out, tag, k):
@@ -168,7 +169,8 @@ def jvp(fun, x, v, args=()):
     if _shape_of(vt) != _shape_of(x):
         raise ValueError(f"the tangent v must have the shape of x, {_shape_of(x)}, got "
                          f"{_shape_of(vt)}")
-    value, tangent = push(fun, x, np.reshape(vt, (1,) + _shape_of(x)), args)
+    # a copy: the sweep owns its tangent storage and may write into it
+    value, tangent = push(fun, x, np.reshape(vt, (1,) + _shape_of(x)).copy(), args)
     return value, tangent[0]
 
 

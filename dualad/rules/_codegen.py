@@ -144,7 +144,9 @@ cdef inline double _dd_logaddexp2(double x, double y) noexcept nogil:
         return x + y
     if x == y:
         return x + 1.0
-    return fmax(x, y) + log1p(exp2(-fabs(x - y))) / 0.6931471805599453
+    # log2(1 + t) as NumPy computes it (npy_log2_1p: LOG2E * log1p(t)), so that the
+    # primal is NumPy's to the last bit
+    return fmax(x, y) + 1.4426950408889634 * log1p(exp2(-fabs(x - y)))
 '''
 
 

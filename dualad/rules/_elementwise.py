@@ -119,6 +119,22 @@ _UNIT = (-0.9, 0.9)
 _TIE_X = "where(x > y, 1.0, where(x < y, 0.0, 0.5))"
 _TIE_Y = "where(x > y, 0.0, where(x < y, 1.0, 0.5))"
 
+
+def _at_zero_base(cond, expr):
+    """``expr``, except 0 where x == 0 and ``cond`` (there expr would be 0 * inf)."""
+    return f"where(x == 0.0, where({cond}, 0.0, {expr}), {expr})"
+
+
+def _power_d(pw):
+    return (_at_zero_base("y == 0.0", f"y * {pw}(x, y - 1.0)"), "ans * log(x)")
+
+
+def _power_dd(pw):
+    return (_at_zero_base("y * (y - 1.0) == 0.0", f"y * (y - 1.0) * {pw}(x, y - 2.0)"),
+            f"{pw}(x, y - 1.0) * (1.0 + y * log(x))",
+            "ans * log(x) * log(x)")
+
+
 RULES = (
     # --- arithmetic -------------------------------------------------------------------
     _b("add", "x + y", ("1.0", "1.0"), ("0.0", "0.0", "0.0"), ((-3, 3), (-3, 3)),
@@ -133,19 +149,13 @@ RULES = (
     # power: the consumers special-case a constant exponent (only dx is used, so
     # 0 ** 2 has derivative 0, not 0 * log(0) = nan) and a zero base with a traced
     # exponent (the dy term is 0 where ans == 0).  x ** 0 is constant, so dx = 0 even
-    # at x = 0 where y * x ** (y - 1) would be 0 * inf.
-    _b("power", "power(x, y)",
-       ("where(y == 0.0, 0.0, y * power(x, y - 1.0))", "ans * log(x)"),
-       ("where(y * (y - 1.0) == 0.0, 0.0, y * (y - 1.0) * power(x, y - 2.0))",
-        "power(x, y - 1.0) * (1.0 + y * log(x))",
-        "ans * log(x) * log(x)"),
+    # at x = 0 where y * x ** (y - 1) would be 0 * inf.  The guard tests x == 0 first:
+    # guarding on y alone would make dx constant in y at y == 0 and nested derivatives
+    # (d/dy dx = 1/x there) wrong.  Same for dxx at y in {0, 1}.
+    _b("power", "power(x, y)", _power_d("power"), _power_dd("power"),
        (_POS, (-2.5, 2.5)), "special"),
-    _b("float_power", "float_power(x, y)",
-       ("where(y == 0.0, 0.0, y * float_power(x, y - 1.0))", "ans * log(x)"),
-       ("where(y * (y - 1.0) == 0.0, 0.0, y * (y - 1.0) * float_power(x, y - 2.0))",
-        "float_power(x, y - 1.0) * (1.0 + y * log(x))",
-        "ans * log(x) * log(x)"),
-       (_POS, (-2.5, 2.5)), "special"),
+    _b("float_power", "float_power(x, y)", _power_d("float_power"),
+       _power_dd("float_power"), (_POS, (-2.5, 2.5)), "special"),
     _u("square", "x * x", "2.0 * x", "2.0"),
     _u("sqrt", "sqrt(x)", "0.5 / ans", "-0.25 / (ans * x)", _POS),
     _u("cbrt", "cbrt(x)", "1.0 / (3.0 * ans * ans)", "-2.0 / (9.0 * ans * ans * x)", _POS),

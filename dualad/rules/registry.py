@@ -90,10 +90,10 @@ def registered(mode="forward"):
 
 
 def _name_of(func):
+    """The public dotted name of a NumPy function (numpy.fft._pocketfft -> numpy.fft)."""
     module = getattr(func, "__module__", None) or "numpy"
-    if module.startswith("numpy"):
-        module = "numpy" + (".linalg" if "linalg" in module else "")
-    return f"{module}.{getattr(func, '__name__', repr(func))}"
+    public = [part for part in module.split(".") if not part.startswith("_")]
+    return f"{'.'.join(public) or 'numpy'}.{getattr(func, '__name__', repr(func))}"
 
 
 def lookup(func, mode="forward"):
