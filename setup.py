@@ -63,7 +63,10 @@ EXTENSIONS = [
 ]
 
 setup(
+    # Generated C goes to a directory per build mode: Cython does not notice a change of
+    # directives, so a debug build must never reuse the optimised build's C files.
     ext_modules=cythonize(EXTENSIONS, compiler_directives=DIRECTIVES,
-                          include_path=[str(HERE)], nthreads=0),
+                          include_path=[str(HERE)], nthreads=0,
+                          build_dir="build/cython-debug" if DEBUG else "build/cython"),
     package_data={"dualad": ["*.pxd", "*.pyi", "py.typed"]},
 )

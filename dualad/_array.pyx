@@ -911,6 +911,19 @@ cpdef object generic_ufunc_method(object ufunc, str method, tuple inputs, dict k
     raise TypeError(unsupported_function(f"numpy.{ufunc.__name__}.{method}", _MODE))
 
 
+cdef bint _plain_sum_kwargs(dict kwargs):
+    """np.sum keywords the fast path handles: axis, keepdims=False, dtype float64."""
+    for key, val in kwargs.items():
+        if key == "axis":
+            continue
+        if key == "dtype" and (val is None or np.dtype(val) == np.float64):
+            continue
+        if key == "keepdims" and val is False:
+            continue
+        return False
+    return True
+
+
 cpdef object fast_binary(object x, object y, Py_ssize_t idx, bint powfix):
     """The fused loop for binary rule number ``idx``, or None (for the scalar module)."""
     return _fast_binary(x, y, idx, powfix)
@@ -922,11 +935,19 @@ cpdef object generic_array_function(object func, object types, object args, dict
     ``np.sum(a)`` of a plain DualArray, the most common reduction, is answered here.
     """
     cdef DualArray a
-    if func is _np_sum and not kwargs and len(args) == 1 and type(args[0]) is DualArray:
+    cdef int nd
+    if func is _np_sum and len(args) == 1 and type(args[0]) is DualArray:
         a = <DualArray> args[0]
-        if type(a.value) is NDARRAY and type(a.tangent) is NDARRAY:
+        if type(a.value) is NDARRAY and type(a.tangent) is NDARRAY and \
+                _plain_sum_kwargs(kwargs):
+            axis = kwargs.get("axis")
             k = a.tangent.shape[0]
-            return _wrap(a.value.sum(), a.tangent.reshape(k, -1).sum(1), a.tag)
+            if axis is None:
+                return _wrap(a.value.sum(), a.tangent.reshape(k, -1).sum(1), a.tag)
+            nd = a.value.ndim
+            if type(axis) is int and -nd <= <int> axis < nd:
+                ax = (<int> axis) % nd
+                return _wrap_fresh(a.value.sum(axis=ax), a.tangent.sum(axis=ax + 1), a.tag)
     impl = _registry.lookup(func, _MODE)
     return impl(*args, **kwargs)
 
