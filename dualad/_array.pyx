@@ -946,7 +946,7 @@ cpdef object generic_array_function(object func, object types, object args, dict
                 return _wrap(a.value.sum(), a.tangent.reshape(k, -1).sum(1), a.tag)
             nd = a.value.ndim
             if type(axis) is int and -nd <= <int> axis < nd:
-                ax = (<int> axis) % nd
+                ax = axis + nd if axis < 0 else axis  # (C's % keeps the sign)
                 return _wrap_fresh(a.value.sum(axis=ax), a.tangent.sum(axis=ax + 1), a.tag)
     impl = _registry.lookup(func, _MODE)
     return impl(*args, **kwargs)

@@ -84,10 +84,22 @@ _np_equal, _np_not_equal = np.equal, np.not_equal
 
 
 cdef bint _all_scalars(tuple inputs):
+    """No array among the inputs (0-d arrays count as scalars: NumPy makes one of a
+    NumPy scalar on the left of ``==`` before asking us)."""
     for i in inputs:
-        if isinstance(i, np.ndarray) or hasattr(i, "tangent"):
+        if (isinstance(i, np.ndarray) and i.ndim > 0) or hasattr(i, "tangent"):
             return False
     return True
+
+
+cdef object _scalar_eq(tuple inputs, type kind):
+    """``a == b`` for a scalar dualad value and a number, with ``kind.__eq__``."""
+    a, b = inputs
+    if type(a) is not kind:
+        a, b = b, a
+    if isinstance(b, np.ndarray):
+        b = b.item()
+    return a == b
 
 
 def _kernel(name, *args):
@@ -527,8 +539,7 @@ cdef class Dual:
                 return _dual_binop(inputs[0], inputs[1], <Py_ssize_t> idx, ufunc)
             if (ufunc is _np_equal or ufunc is _np_not_equal) and _all_scalars(inputs):
                 # np.float64(2.0) == d lands here: keep the semantics of Dual.__eq__
-                eq = inputs[0] == inputs[1] if type(inputs[0]) is Dual else \
-                    inputs[1] == inputs[0]
+                eq = _scalar_eq(inputs, Dual)
                 return np.bool_(eq if ufunc is _np_equal else not eq)
             if ufunc in BOOLEAN:
                 return ufunc(*[_primal_of(i) for i in inputs])
@@ -874,8 +885,7 @@ cdef class HyperDual:
             if idx is not None and len(inputs) == 2:
                 return _hd_binop(inputs[0], inputs[1], <Py_ssize_t> idx, ufunc)
             if (ufunc is _np_equal or ufunc is _np_not_equal) and _all_scalars(inputs):
-                eq = inputs[0] == inputs[1] if type(inputs[0]) is HyperDual else \
-                    inputs[1] == inputs[0]
+                eq = _scalar_eq(inputs, HyperDual)
                 return np.bool_(eq if ufunc is _np_equal else not eq)
             if ufunc in BOOLEAN:
                 return ufunc(*[_primal_of(i) for i in inputs])
@@ -951,8 +961,9 @@ cpdef object dual_lane(object d, Py_ssize_t tag, Py_ssize_t lane):
 cpdef object derivative1(object fun, double x, tuple args):
     """The first derivative of ``fun`` at scalar ``x`` in one Dual evaluation.
 
-    Returns ``(out, tag)``-free fast result: a float when ``fun`` returned a Dual of
-    this evaluation, otherwise ``(out, tag)`` for the caller's general extraction.
+    Returns the derivative as a float when ``fun`` returned a Dual of this evaluation
+    (the common case, handled without leaving C); otherwise the tuple ``(out, tag)`` so
+    that the caller can extract arrays, constants and values of enclosing levels.
     """
     cdef Py_ssize_t tag = new_tag()
     cdef Dual d = _new_dual(x, 1, tag)

@@ -71,7 +71,7 @@ class _Derivative(_Transform):
         self._inner = fun if order == 1 else _Derivative(fun, order - 1)
 
     def __call__(self, x, *args):
-        if self.order == 1 and (type(x) is float or type(x) is int):
+        if self.order == 1 and (isinstance(x, float) or type(x) is int):
             # the hot path: a Python number in, one Dual evaluation in C
             out = derivative1(self.fun, x, args)
             if type(out) is float:
