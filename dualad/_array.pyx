@@ -626,12 +626,10 @@ cdef object _from_objects(object arr, str mode="forward"):
     cdef Py_ssize_t tag = tag_of(flat)
     if tag < 0:
         for e in flat:
-            if isinstance(e, (bool, np.bool_)) or not isinstance(e, (float, int,
-                                                                     np.number)):
-                if not isinstance(e, (bool, np.bool_)):
-                    raise TypeError(object_input(mode) + f" Found {type(e).__name__}.")
-            elif np.iscomplexobj(e):
+            if isinstance(e, (complex, np.complexfloating)):
                 raise TypeError(complex_input(mode))
+            if not isinstance(e, (float, int, np.number, np.bool_)):
+                raise TypeError(object_input(mode) + f" Found {type(e).__name__}.")
         return np.asarray(arr, dtype=np.float64)
     k = -1
     for e in flat:

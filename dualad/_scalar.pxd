@@ -6,20 +6,23 @@ cdef enum:
     INLINE_LANES = 12
 
 
-cdef class Dual:
+cdef class _Scalar:
     cdef readonly double value
     cdef readonly Py_ssize_t tag
+    cdef object _equals(self, object other)
+    cdef object _hash(self)
+
+
+cdef class Dual(_Scalar):
     cdef Py_ssize_t k
     cdef double* p
     cdef double buf[INLINE_LANES]
 
 
-cdef class HyperDual:
-    cdef readonly double value
+cdef class HyperDual(_Scalar):
     cdef readonly double eps1
     cdef readonly double eps2
     cdef readonly double eps12
-    cdef readonly Py_ssize_t tag
     cdef bint ready
 
 

@@ -285,9 +285,110 @@ cdef inline bint _operand_ok(object o):
             or hasattr(o, "__array_ufunc__") and not isinstance(o, HyperDual))
 
 
+cdef class _Scalar:
+    """What Dual and HyperDual share: the primal value, the tag, comparisons, refusals.
+
+    Ordering compares values (so user code can branch); ``==`` compares every component
+    (``_equals`` in each subclass).  ``float()``/``int()`` would drop the derivative and
+    raise.  NumPy's object-dtype loops call methods named like the ufunc, so an object
+    array of these scalars (``np.array([d1, d2])``) supports ``np.sin`` and friends
+    through ``__getattr__``.
+    """
+
+    cdef object _equals(self, object other):
+        return NotImplemented
+
+    cdef object _hash(self):
+        return hash(self.value)
+
+    def __eq__(self, other):
+        return self._equals(other)
+
+    def __ne__(self, other):
+        r = self._equals(other)
+        return r if r is NotImplemented else not r
+
+    def __hash__(self):
+        return self._hash()
+
+    def __lt__(self, other):
+        v = _primal_or_none(other)
+        return NotImplemented if v is None else self.value < v
+
+    def __le__(self, other):
+        v = _primal_or_none(other)
+        return NotImplemented if v is None else self.value <= v
+
+    def __gt__(self, other):
+        v = _primal_or_none(other)
+        return NotImplemented if v is None else self.value > v
+
+    def __ge__(self, other):
+        v = _primal_or_none(other)
+        return NotImplemented if v is None else self.value >= v
+
+    @property
+    def shape(self):
+        """tuple: ``()``, as for a NumPy scalar."""
+        return ()
+
+    @property
+    def ndim(self):
+        """int: 0, as for a NumPy scalar."""
+        return 0
+
+    @property
+    def size(self):
+        """int: 1, as for a NumPy scalar."""
+        return 1
+
+    def __float__(self):
+        raise TypeError(float_conversion(type(self).__name__,
+                                         "float() or a math-module function"))
+
+    def __int__(self):
+        raise TypeError(float_conversion(type(self).__name__, "int()"))
+
+    def __index__(self):
+        raise TypeError(float_conversion(type(self).__name__, "an integer conversion"))
+
+    def __complex__(self):
+        raise TypeError(float_conversion(type(self).__name__, "complex()"))
+
+    def __bool__(self):
+        return self.value != 0.0
+
+    def __pos__(self):
+        return self
+
+    # No derivative rule exists for these: going through the ufunc gives the error that
+    # names numpy.remainder / numpy.floor_divide and the mode.
+    def __mod__(self, other):
+        return np.remainder(self, other)
+
+    def __rmod__(self, other):
+        return np.remainder(other, self)
+
+    def __floordiv__(self, other):
+        return np.floor_divide(self, other)
+
+    def __rfloordiv__(self, other):
+        return np.floor_divide(other, self)
+
+    def __getattr__(self, name):
+        entry = METHOD_INDEX.get(name)
+        if entry is None:
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute "
+                                 f"{name!r}")
+        ufunc = getattr(np, name)
+        if entry[0] == 1:
+            return lambda: ufunc(self)
+        return lambda other: ufunc(self, other)
+
+
 @cython.final
 @cython.freelist(256)
-cdef class Dual:
+cdef class Dual(_Scalar):
     """Dual(value, partials=(1.0,), tag=0)
 
     A float64 value with ``k`` first-order partials: forward mode's scalar.
@@ -381,43 +482,12 @@ cdef class Dual:
             ov[i] = self.p[i]
         return out
 
-    @property
-    def shape(self):
-        """tuple: ``()``, as for a NumPy scalar."""
-        return ()
-
-    @property
-    def ndim(self):
-        """int: 0, as for a NumPy scalar."""
-        return 0
-
-    @property
-    def size(self):
-        """int: 1, as for a NumPy scalar."""
-        return 1
-
     def __reduce__(self):
         return (Dual, (self.value, tuple(self.partials.tolist()), self.tag))
 
     def __repr__(self):
         return (f"Dual({self.value!r}, partials={self.partials.tolist()!r}, "
                 f"tag={self.tag})")
-
-    # -- conversions that would drop the derivative --------------------------------
-    def __float__(self):
-        raise TypeError(float_conversion("Dual", "float() or a math-module function"))
-
-    def __int__(self):
-        raise TypeError(float_conversion("Dual", "int()"))
-
-    def __index__(self):
-        raise TypeError(float_conversion("Dual", "an integer conversion"))
-
-    def __complex__(self):
-        raise TypeError(float_conversion("Dual", "complex()"))
-
-    def __bool__(self):
-        return self.value != 0.0
 
     # -- arithmetic ----------------------------------------------------------------
     def __add__(self, other):
@@ -454,48 +524,13 @@ cdef class Dual:
             return NotImplemented
         return _dual_op(self, other, I_POW, True)
 
-    # No derivative rule exists for these: going through the ufunc gives the error that
-    # names numpy.remainder / numpy.floor_divide and the mode.
-    def __mod__(self, other):
-        return np.remainder(self, other)
-
-    def __rmod__(self, other):
-        return np.remainder(other, self)
-
-    def __floordiv__(self, other):
-        return np.floor_divide(self, other)
-
-    def __rfloordiv__(self, other):
-        return np.floor_divide(other, self)
-
     def __neg__(self):
         return _dual_unary(self, U1[I_NEG])
-
-    def __pos__(self):
-        return self
 
     def __abs__(self):
         return _dual_unary(self, U1[I_ABS])
 
-    # -- comparisons -----------------------------------------------------------------
-    # Ordering compares values (so user code can branch); == compares every component.
-    def __lt__(self, other):
-        v = _primal_or_none(other)
-        return NotImplemented if v is None else self.value < v
-
-    def __le__(self, other):
-        v = _primal_or_none(other)
-        return NotImplemented if v is None else self.value <= v
-
-    def __gt__(self, other):
-        v = _primal_or_none(other)
-        return NotImplemented if v is None else self.value > v
-
-    def __ge__(self, other):
-        v = _primal_or_none(other)
-        return NotImplemented if v is None else self.value >= v
-
-    def __eq__(self, other):
+    cdef object _equals(self, object other):
         cdef Dual o
         cdef Py_ssize_t i
         if type(other) is Dual:
@@ -515,11 +550,7 @@ cdef class Dual:
             return True
         return NotImplemented
 
-    def __ne__(self, other):
-        r = self.__eq__(other)
-        return r if r is NotImplemented else not r
-
-    def __hash__(self):
+    cdef object _hash(self):
         cdef Py_ssize_t i
         for i in range(self.k):
             if self.p[i] != 0.0:
@@ -549,16 +580,6 @@ cdef class Dual:
     def __array_function__(self, func, types, args, kwargs):
         return _am().generic_array_function(func, types, args, kwargs)
 
-    # NumPy's object-dtype loops call methods of the same name as the ufunc, so an
-    # object array of Duals (np.array([d1, d2])) supports np.sin and friends.
-    def __getattr__(self, name):
-        entry = METHOD_INDEX.get(name)
-        if entry is None:
-            raise AttributeError(f"'Dual' object has no attribute {name!r}")
-        ufunc = getattr(np, name)
-        if entry[0] == 1:
-            return lambda: ufunc(self)
-        return lambda other: ufunc(self, other)
 
 
 cdef object _primal_of(object o):
@@ -697,7 +718,7 @@ cdef inline bint _hd_operand_ok(object o):
 
 @cython.final
 @cython.freelist(256)
-cdef class HyperDual:
+cdef class HyperDual(_Scalar):
     """HyperDual(value, eps1=1.0, eps2=1.0, eps12=0.0, tag=0)
 
     A hyper-dual number ``value + eps1 e1 + eps2 e2 + eps12 e1 e2`` with
@@ -757,31 +778,6 @@ cdef class HyperDual:
         return (f"HyperDual({self.value!r}, eps1={self.eps1!r}, eps2={self.eps2!r}, "
                 f"eps12={self.eps12!r}, tag={self.tag})")
 
-    @property
-    def shape(self):
-        """tuple: ``()``, as for a NumPy scalar."""
-        return ()
-
-    @property
-    def ndim(self):
-        """int: 0, as for a NumPy scalar."""
-        return 0
-
-    def __float__(self):
-        raise TypeError(float_conversion("HyperDual", "float() or a math-module function"))
-
-    def __int__(self):
-        raise TypeError(float_conversion("HyperDual", "int()"))
-
-    def __index__(self):
-        raise TypeError(float_conversion("HyperDual", "an integer conversion"))
-
-    def __complex__(self):
-        raise TypeError(float_conversion("HyperDual", "complex()"))
-
-    def __bool__(self):
-        return self.value != 0.0
-
     def __add__(self, other):
         if not _hd_operand_ok(other):
             return NotImplemented
@@ -835,29 +831,10 @@ cdef class HyperDual:
     def __neg__(self):
         return _hd_unary(self, U2[I_NEG])
 
-    def __pos__(self):
-        return self
-
     def __abs__(self):
         return _hd_unary(self, U2[I_ABS])
 
-    def __lt__(self, other):
-        v = _primal_or_none(other)
-        return NotImplemented if v is None else self.value < v
-
-    def __le__(self, other):
-        v = _primal_or_none(other)
-        return NotImplemented if v is None else self.value <= v
-
-    def __gt__(self, other):
-        v = _primal_or_none(other)
-        return NotImplemented if v is None else self.value > v
-
-    def __ge__(self, other):
-        v = _primal_or_none(other)
-        return NotImplemented if v is None else self.value >= v
-
-    def __eq__(self, other):
+    cdef object _equals(self, object other):
         if type(other) is HyperDual:
             o = <HyperDual> other
             return (o.value == self.value and o.eps1 == self.eps1 and o.eps2 == self.eps2
@@ -867,11 +844,7 @@ cdef class HyperDual:
                     and self.eps12 == 0.0)
         return NotImplemented
 
-    def __ne__(self, other):
-        r = self.__eq__(other)
-        return r if r is NotImplemented else not r
-
-    def __hash__(self):
+    cdef object _hash(self):
         if self.eps1 == 0.0 and self.eps2 == 0.0 and self.eps12 == 0.0:
             return hash(self.value)
         return hash((self.value, self.eps1, self.eps2, self.eps12, self.tag))
@@ -911,14 +884,6 @@ cdef class HyperDual:
             return out[()]
         return out
 
-    def __getattr__(self, name):
-        entry = METHOD_INDEX.get(name)
-        if entry is None:
-            raise AttributeError(f"'HyperDual' object has no attribute {name!r}")
-        ufunc = getattr(np, name)
-        if entry[0] == 1:
-            return lambda: ufunc(self)
-        return lambda other: ufunc(self, other)
 
 
 # ---------------------------------------------------------------------------------------
