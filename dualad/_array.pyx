@@ -683,6 +683,31 @@ cdef object _from_objects(object arr, str mode="forward"):
     return _make(value, tangent, tag)
 
 
+cdef object _to_objects(DualArray a):
+    """An object array of Duals (or 0-d DualArrays when nested) with a's shape."""
+    cdef Py_ssize_t n, k, i, l
+    cdef Dual d
+    cdef const double[::1] v
+    cdef const double[:, :] t
+    shape = a.value.shape
+    out = np.empty(shape, dtype=object)
+    flat = out.reshape(-1)
+    if type(a.value) is NDARRAY and type(a.tangent) is NDARRAY:
+        v = np.ascontiguousarray(a.value, dtype=np.float64).reshape(-1)
+        k = a.tangent.shape[0]
+        n = v.shape[0]
+        t = np.asarray(a.tangent, dtype=np.float64).reshape(k, n)
+        for i in range(n):
+            d = _new_dual(v[i], k, a.tag)
+            for l in range(k):
+                d.p[l] = t[l, i]
+            flat[i] = d
+    else:
+        for i, idx in enumerate(np.ndindex(*shape)):
+            flat[i] = a[idx]
+    return out
+
+
 cpdef tuple split(object o, Py_ssize_t tag):
     """``(value, tangent)`` of operand ``o`` at level ``tag``; tangent None if constant.
 
@@ -1277,6 +1302,18 @@ cdef class DualArray:
 
     def __array_function__(self, func, types, args, kwargs):
         return generic_array_function(func, types, args, kwargs)
+
+    def __array__(self, dtype=None, copy=None):
+        """``np.asarray(x)``: an object array of :class:`Dual` values.
+
+        Code that calls ``np.asarray`` on its input (SciPy's array-API functions do)
+        keeps working, element by element.  A float dtype would drop the derivative and
+        raises ``TypeError``.
+        """
+        if dtype is not None and np.dtype(dtype) != np.dtype(object):
+            raise TypeError(float_conversion(
+                "DualArray", f"conversion to a {np.dtype(dtype)} ndarray"))
+        return _to_objects(self)
 
     # -- ndarray methods -------------------------------------------------------------------
     def sum(self, axis=None, dtype=None, out=None, keepdims=False):
