@@ -37,7 +37,7 @@ from dualad._scalar cimport Dual, HyperDual, _new_dual
 from dualad._kernels cimport (unary_kernel, binary_kernel, fill_tables, unary_names,
                               binary_names, N_UNARY, N_BINARY)
 from dualad._errors import float_conversion, complex_input, object_input, \
-    unsupported_function, MixedTracerError, MIXED_HYPERDUAL
+    unsupported_function, tracer_index, MixedTracerError, MIXED_HYPERDUAL
 from dualad.rules import registry as _registry
 
 cnp.import_array()
@@ -71,7 +71,7 @@ cdef type NDARRAY = np.ndarray
 _MODE = "forward"
 _np_sum = np.sum
 _REDUCE_AS = {np.add: np.sum, np.multiply: np.prod, np.maximum: np.max,
-              np.minimum: np.min, np.fmax: np.nanmax, np.fmin: np.nanmin}
+              np.minimum: np.min}
 _ACCUMULATE_AS = {np.add: np.cumsum, np.multiply: np.cumprod}
 
 
@@ -997,11 +997,11 @@ cdef tuple _lane_key(object key):
 cdef object _check_key(object key):
     """Reject tracers used as indices (their value would silently lose its derivative)."""
     if _is_tracer(key):
-        raise TypeError(float_conversion(type(key).__name__, "indexing with it"))
+        raise TypeError(tracer_index(type(key).__name__))
     if type(key) is tuple:
         for k in key:
             if _is_tracer(k):
-                raise TypeError(float_conversion(type(k).__name__, "indexing with it"))
+                raise TypeError(tracer_index(type(k).__name__))
     return key
 
 
@@ -1020,7 +1020,7 @@ def custom_jvp_call(func, jvp, args, kwargs):
         prim.append(v)
         tans.append(t)
     value, tangent = jvp(tuple(prim), tuple(tans))
-    value = value if type(value) is DualArray else np.asarray(value, dtype=np.float64)
+    value = as_value(value)
     tangent = np.broadcast_to(tangent, (next(t for t in tans if t is not None).shape[0],)
                               + value.shape)
     return _wrap(value, tangent, tag)
@@ -1077,9 +1077,9 @@ cdef class DualArray:
     (5.0, array([2., 4.]))
     """
 
-    cdef public object value
-    cdef public object tangent
-    cdef public Py_ssize_t tag
+    cdef readonly object value
+    cdef readonly object tangent
+    cdef readonly Py_ssize_t tag
     cdef bint owns
 
     __array_priority__ = 100.0

@@ -9,13 +9,15 @@ with one of the messages built here, so the advice stays consistent.
 """
 
 __all__ = ["float_conversion", "complex_input", "unsupported_function", "object_input",
+           "tracer_index",
            "MixedTracerError", "MIXED_HYPERDUAL"]
 
 
 class MixedTracerError(TypeError):
-    """A HyperDual met a Dual or DualArray (second-order scalar mode inside another
-    differentiation).  ``derivative(order=2)`` catches it and nests first-order sweeps
-    instead; anywhere else it reaches the user as a ``TypeError``."""
+    """A HyperDual evaluation met what only Dual values support: a Dual or DualArray of
+    another differentiation, or a custom (``defrule``) rule.  ``derivative(order=2)``
+    catches it and nests first-order sweeps instead; anywhere else it reaches the user
+    as a ``TypeError``."""
 
 
 MIXED_HYPERDUAL = ("HyperDual values cannot be mixed with Dual or DualArray values; use "
@@ -48,6 +50,15 @@ def object_input(mode):
     return (
         f"object arrays are not supported in {mode} mode except arrays of dualad values; "
         "pass a float64 array (np.asarray(x, dtype=float))."
+    )
+
+
+def tracer_index(kind):
+    """Message for a traced value used as an index."""
+    return (
+        f"a dualad {kind} cannot be used as an index: an index is an integer, and "
+        "converting the traced value would drop its derivative. Index with plain "
+        "integers (for example computed from x.value), or select with np.where."
     )
 
 

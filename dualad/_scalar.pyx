@@ -48,7 +48,7 @@ import numpy as np
 from dualad._kernels cimport (unary_kernel, binary_kernel, fill_tables, unary_names,
                               binary_names, N_UNARY, N_BINARY)
 from dualad._errors import float_conversion, complex_input, MixedTracerError, \
-    MIXED_HYPERDUAL
+    MIXED_HYPERDUAL, unsupported_function
 from dualad.rules._elementwise import BOOLEAN_UFUNCS
 
 # ---------------------------------------------------------------------------------------
@@ -357,6 +357,10 @@ cdef class _Scalar:
 
     def __bool__(self):
         return self.value != 0.0
+
+    def __format__(self, spec):
+        # f"{x:.3f}" in a progress message formats the value; repr shows everything
+        return format(self.value, spec) if spec else repr(self)
 
     def __pos__(self):
         return self
@@ -741,6 +745,17 @@ cdef class HyperDual(_Scalar):
     tag : int, optional
         The differentiation this number belongs to.
 
+    Attributes
+    ----------
+    value : float
+        The primal value.
+    eps1, eps2 : float
+        The first-order parts.
+    eps12 : float
+        The cross part: the second derivative when ``eps1 = eps2 = 1``.
+    tag : int
+        The tag.
+
     Examples
     --------
     >>> import numpy as np
@@ -864,13 +879,23 @@ cdef class HyperDual(_Scalar):
                 return ufunc(*[_primal_of(i) for i in inputs])
         if ufunc not in UNARY_INDEX and ufunc not in BINARY_INDEX \
                 and ufunc is not np.matmul:
-            from dualad._errors import unsupported_function
             raise TypeError(unsupported_function(f"numpy.{ufunc.__name__}",
                                                  "forward (HyperDual)"))
         return _via_objects(ufunc, method, inputs, kwargs)
 
     def __array_function__(self, func, types, args, kwargs):
-        # Arrays of HyperDuals are object arrays; let NumPy run the function on them.
+        # Arrays of HyperDuals are object arrays: NumPy runs the function on them, for
+        # the functions dualad has forward rules for (an allow-list, as everywhere);
+        # custom rules (defrule) are written for Dual values and do not apply.
+        from dualad.rules import registry
+        if not registry.has_builtin_rule(func):
+            if func in registry.registered("forward"):
+                # a defrule rule: derivative(order=2) falls back to nested Dual sweeps
+                raise MixedTracerError(f"the custom rule for {registry.public_name(func)}"
+                                       " takes Dual values, not HyperDual ones")
+            raise TypeError(unsupported_function(registry.public_name(func),
+                                                 "forward (HyperDual)"))
+
         def conv(a):
             if isinstance(a, HyperDual):
                 box = np.empty((), dtype=object)

@@ -10,7 +10,7 @@ object array of Duals, a list, or a constant).  The public transforms in
 
 Chunking (ForwardDiff.jl's idea): an ``n``-input Jacobian takes ``ceil(n / k)`` sweeps of
 ``k`` lanes.  Up to ``CHUNK_THRESHOLD`` inputs go in one sweep; above that the chunk size
-gives the fewest sweeps, then the most even split (:func:`chunk_size`).
+is the smallest that keeps the fewest sweeps (:func:`chunk_size`).
 """
 
 import math
@@ -36,13 +36,19 @@ def chunk_size(n, chunk=None):
     n : int
         Number of inputs.
     chunk : int, optional
-        A requested chunk size (clipped to ``[1, n]``).
+        A requested chunk size, at least 1 (values above ``n`` are reduced to ``n``).
 
     Returns
     -------
     int
         ``n`` if ``n <= CHUNK_THRESHOLD``; otherwise ``ceil(n / c)`` with
-        ``c = ceil(n / CHUNK_THRESHOLD)`` sweeps.
+        ``c = ceil(n / CHUNK_THRESHOLD)``: the smallest chunk that needs no more than
+        the fewest possible sweeps (the last sweep takes what is left).
+
+    Raises
+    ------
+    ValueError
+        If ``chunk`` is less than 1.
 
     Examples
     --------
@@ -105,6 +111,9 @@ def extract(out, tag, k):
     ``tangent`` has shape ``(k,) + value.shape``; a constant output has a zero tangent.
     Values and tangents are float64 ndarrays, or tracers of an enclosing level.
     """
+    if out is None:
+        raise TypeError("the differentiated function returned None; it must return a "
+                        "number or an array (is a `return` missing?)")
     if type(out) is not Dual and type(out) is not DualArray:
         out = normalize(out)
     if type(out) is Dual and out.tag == tag:

@@ -380,3 +380,25 @@ def test_jacobian_sweeps_and_values_across_chunk_sizes(n, chunk, rng):
 def test_results_are_float64(call):
     r = call()
     assert _is_float64(r), f"{type(r)} {getattr(r, 'dtype', None)}"
+
+
+def test_nested_second_derivative_with_custom_rule_sinc():
+    def sinc_jvp(primals, tangents):
+        (x,), (t,) = primals, tangents
+        px = np.pi * x
+        d = (np.cos(px) * px - np.sin(px)) / (np.pi * x ** 2)
+        return np.sin(px) / px, d * t
+
+    dualad.defrule(np.sinc, sinc_jvp)
+    try:
+        x = 0.5
+        f = lambda z: np.sin(np.pi * z) / (np.pi * z)  # noqa: E731
+        exact2 = dualad.derivative(f, order=2)(x)   # plain NumPy code, HyperDual
+        np.testing.assert_allclose(dualad.derivative(dualad.derivative(np.sinc))(x), exact2,
+                                   rtol=1e-12)
+        np.testing.assert_allclose(dualad.derivative(np.sinc, order=2)(x), exact2,
+                                   rtol=1e-12)
+    finally:
+        from dualad.rules import registry
+        registry._FUNCTIONS["forward"].pop(np.sinc, None)
+        registry._CUSTOM.discard(np.sinc)

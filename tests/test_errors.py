@@ -273,3 +273,52 @@ def test_out_into_plain_array_raises(name):
     with pytest.raises(TypeError) as err:
         _jac(OUT[name])
     assert "out=" in str(err.value), f"{name}: {err.value}"
+
+
+# -- regressions found while writing the documentation -----------------------------------
+
+def test_missing_return_is_an_error_not_a_zero_gradient():
+    with pytest.raises(TypeError, match="returned None"):
+        dualad.grad(lambda x: None)(np.ones(2))
+
+
+def test_defrule_rejects_functions_that_do_not_dispatch():
+    def softplus(x):
+        return np.log1p(np.exp(x))
+
+    with pytest.raises(TypeError, match="__array_function__"):
+        dualad.defrule(softplus, lambda p, t: (softplus(p[0]), t[0]))
+
+
+def test_hyperdual_unsupported_function_names_it():
+    with pytest.raises(TypeError, match=r"HyperDual.*numpy\.fft\.fft"):
+        np.fft.fft(dualad.HyperDual(1.0))
+
+
+def test_reduce_of_ufunc_without_reduction_rule_names_it():
+    x = np.array([1.0, 3.0, 2.0])
+    with pytest.raises(TypeError, match=r"numpy\.fmax\.reduce"):
+        dualad.grad(lambda z: np.fmax.reduce(z))(x)
+
+
+def test_index_with_tracer_message():
+    # a plain ndarray indexed by a Dual: NumPy turns our __index__ refusal into its own
+    # IndexError; either way no number comes out
+    with pytest.raises((IndexError, TypeError)):
+        dualad.derivative(lambda t: np.arange(3.0)[t])(1.0)
+    with pytest.raises(TypeError, match="cannot be used as an index"):
+        dualad.grad(lambda z: z[z[0]])(np.array([0.0, 1.0]))
+
+
+def test_asarray_with_float_dtype_refuses():
+    def f(z):
+        return np.asarray(z, dtype=float).sum()
+
+    with pytest.raises(TypeError, match="drop its derivative"):
+        dualad.grad(f)(np.ones(3))
+
+
+def test_format_of_a_dual_formats_the_value():
+    d = dualad.Dual(1.23456, [1.0])
+    assert f"{d:.3f}" == "1.235"
+    assert f"{d}" == repr(d)

@@ -35,6 +35,7 @@ import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 
 import dualad
+from dualad._array import make
 from conftest import ATOL_FD, BINARY_RULES, RTOL_CS, RTOL_FD, UNARY_RULES
 from dualad import Dual, DualArray, HyperDual
 from dualad._scalar import _kernel
@@ -481,10 +482,9 @@ def _noncontiguous(value, tangent):
         big_t[..., ::2] = tangent
         out = DualArray(big_v, big_t)[..., ::2]
     else:
-        out = DualArray(value, tangent)
         strided = np.zeros(2 * k)
         strided[::2] = tangent
-        out.tangent = strided[::2]
+        out = make(np.asarray(value, dtype=float), strided[::2], 0)
     assert not out.tangent.flags.c_contiguous
     return out
 

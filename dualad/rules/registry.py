@@ -23,7 +23,7 @@ from ._codegen import compile_expression
 from ._elementwise import BOOLEAN_UFUNCS, FUNCTIONS, RULES
 
 __all__ = ["ElementwiseEntry", "ELEMENTWISE", "BOOLEAN", "register", "lookup", "defrule",
-           "registered"]
+           "registered", "has_builtin_rule", "public_name"]
 
 _NAMESPACE = {name: getattr(np, name) for name in FUNCTIONS}
 _NAMESPACE["where"] = np.where
@@ -70,6 +70,7 @@ ELEMENTWISE = {getattr(np, r.name): ElementwiseEntry(r) for r in RULES}
 BOOLEAN = frozenset(getattr(np, n) for n in BOOLEAN_UFUNCS)
 
 _FUNCTIONS = {"forward": {}, "reverse": {}}
+_CUSTOM = set()  # functions whose rule came from defrule
 
 
 def register(func, mode="forward"):
@@ -87,6 +88,16 @@ def register(func, mode="forward"):
 def registered(mode="forward"):
     """Return the functions with a rule in ``mode`` (a dict ``func -> implementation``)."""
     return dict(_FUNCTIONS[mode])
+
+
+def has_builtin_rule(func, mode="forward"):
+    """Whether dualad itself (not ``defrule``) has a rule for ``func`` in ``mode``."""
+    return func in _FUNCTIONS[mode] and func not in _CUSTOM
+
+
+def public_name(func):
+    """The public dotted name of a NumPy function (numpy.fft._pocketfft -> numpy.fft)."""
+    return _name_of(func)
 
 
 def _name_of(func):
@@ -117,7 +128,8 @@ def defrule(func, jvp, mode="forward"):
     ----------
     func : callable
         A NumPy function that dispatches through ``__array_function__`` (for example
-        ``np.sinc``) or any function of your own that you call on tracers.
+        ``np.sinc``).  Functions of your own need no rule: dualad differentiates their
+        NumPy code directly.
     jvp : callable
         ``jvp(primals, tangents) -> (value, tangent)`` where ``primals`` is the tuple
         of positional arguments with plain values and ``tangents`` the matching tuple
@@ -130,6 +142,12 @@ def defrule(func, jvp, mode="forward"):
     -------
     callable
         ``func`` itself, unchanged.
+
+    Raises
+    ------
+    TypeError
+        If ``func`` is not a NumPy function that dispatches to dualad (a rule for it
+        would never be called).
 
     Examples
     --------
@@ -146,10 +164,17 @@ def defrule(func, jvp, mode="forward"):
     """
     if mode != "forward":
         raise ValueError(f"defrule supports mode='forward' only, got {mode!r}")
+    if not hasattr(func, "_implementation"):
+        raise TypeError(
+            f"defrule: {getattr(func, '__name__', func)!r} does not dispatch through "
+            "NumPy's __array_function__, so a rule for it would never be called. Only "
+            "NumPy functions take rules; dualad differentiates your own functions' "
+            "NumPy code directly.")
 
     def impl(*args, **kwargs):
         from .._array import custom_jvp_call
         return custom_jvp_call(func, jvp, args, kwargs)
 
     _FUNCTIONS[mode][func] = impl
+    _CUSTOM.add(func)
     return func
