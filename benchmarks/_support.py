@@ -11,7 +11,7 @@ import importlib
 
 import numpy as np
 
-__all__ = ["dualad_attr", "checked_call", "EXACT_RTOL", "EXACT_ATOL"]
+__all__ = ["EXACT_ATOL", "EXACT_RTOL", "checked_call", "dualad_attr"]
 
 #: Relative tolerance an automatic-differentiation result must meet against
 #: the hand-written derivative before it is timed.

@@ -22,6 +22,7 @@ PLAIN = "plain f"
 HAND = "hand-written"
 FD = "finite differences"
 DUALAD = "dualad"
+DUALAD_NUMPY_ROSEN = "dualad, numpy rosen"
 
 # Step of SciPy's default 2-point scheme (approx_fprime's default epsilon).
 _FD_STEP = np.sqrt(np.finfo(float).eps)
@@ -47,8 +48,8 @@ class ScalarDerivative:
     a forward difference.
     """
 
-    params = [[PLAIN, HAND, FD, DUALAD]]
-    param_names = ["tool"]
+    params = ((PLAIN, HAND, FD, DUALAD),)
+    param_names = ("tool",)
 
     def setup(self, tool):
         self.x = P.G_X
@@ -73,8 +74,8 @@ class ScalarSecondDerivative:
     the plain ``g`` is timed in `ScalarDerivative`.
     """
 
-    params = [[HAND, FD, DUALAD]]
-    param_names = ["tool"]
+    params = ((HAND, FD, DUALAD),)
+    param_names = ("tool",)
 
     def setup(self, tool):
         self.x = P.G_X
@@ -100,8 +101,8 @@ class CurveFitJacobian:
     ``scipy.optimize.approx_fprime`` (five evaluations of ``r``).
     """
 
-    params = [[PLAIN, HAND, FD, DUALAD]]
-    param_names = ["tool"]
+    params = ((PLAIN, HAND, FD, DUALAD),)
+    param_names = ("tool",)
 
     def setup(self, tool):
         self.t, self.y = P.curve_fit_data()
@@ -126,12 +127,14 @@ class RosenbrockGradient:
     """Forward-mode gradient of ``scipy.optimize.rosen`` at n = 2 and 100.
 
     ``dualad.grad(rosen, mode="forward")`` differentiates SciPy's own
-    ``rosen`` unchanged. Baselines: ``rosen``, ``rosen_der`` and
-    ``approx_fprime`` (n + 1 evaluations of ``rosen``).
+    ``rosen`` unchanged (``"dualad"``) and the same expression in plain NumPy,
+    without SciPy's ``np.asanyarray`` input coercion (``"dualad, numpy
+    rosen"``). Baselines: ``rosen``, ``rosen_der`` and ``approx_fprime``
+    (n + 1 evaluations of ``rosen``).
     """
 
-    params = [[2, 100], [PLAIN, HAND, FD, DUALAD]]
-    param_names = ["n", "tool"]
+    params = ((2, 100), (PLAIN, HAND, FD, DUALAD, DUALAD_NUMPY_ROSEN))
+    param_names = ("n", "tool")
 
     def setup(self, n, tool):
         self.x = P.rosen_point(n)
@@ -142,9 +145,10 @@ class RosenbrockGradient:
         elif tool == FD:
             self.fun = lambda x: approx_fprime(x, rosen, _FD_STEP)
         else:
-            self.fun = dualad_attr("grad")(rosen, mode="forward")
+            target = rosen if tool == DUALAD else P.rosen
+            self.fun = dualad_attr("grad")(target, mode="forward")
             checked_call(self.fun, (self.x,), rosen_der(self.x),
-                         'dualad.grad(rosen, mode="forward")')
+                         f'dualad.grad({tool}, mode="forward")')
 
     def time_gradient(self, n, tool):
         self.fun(self.x)
@@ -158,8 +162,8 @@ class JacobianSize:
     Jacobian and ``approx_fprime`` (n + 1 evaluations of ``f``).
     """
 
-    params = [[1, 12, 13, 100], [PLAIN, HAND, FD, DUALAD]]
-    param_names = ["n", "tool"]
+    params = ((1, 12, 13, 100), (PLAIN, HAND, FD, DUALAD))
+    param_names = ("n", "tool")
 
     def setup(self, n, tool):
         self.x = P.vecfun_point(n)
@@ -186,8 +190,8 @@ class JacobianChunk:
     ``JacobianSize`` baselines at n = 100.
     """
 
-    params = [[None, 1, 4, 8, 12, 13, 16, 25, 50, 100]]
-    param_names = ["chunk"]
+    params = ((None, 1, 4, 8, 12, 13, 16, 25, 50, 100),)
+    param_names = ("chunk",)
 
     def setup(self, chunk):
         self.x = P.vecfun_point(100)
