@@ -548,6 +548,34 @@ cdef inline bint _is_tracer(object o):
     return type(o) is DualArray or type(o) is Dual
 
 
+# Tracer types of other modes (reverse mode's RArray/RScalar) register here, so that a
+# forward value defers (NotImplemented) to a newer level of another kind.
+cdef set FOREIGN = set()
+
+
+def register_foreign(cls):
+    """Register a tracer type of another mode: it has a ``tag`` attribute."""
+    FOREIGN.add(cls)
+    return cls
+
+
+cpdef Py_ssize_t foreign_tag(object objs) except -2:
+    """The newest tag among tracers of other modes in ``objs`` (-1 if none)."""
+    cdef Py_ssize_t tag = -1, t
+    if not FOREIGN:
+        return -1
+    for o in objs:
+        if type(o) in FOREIGN:
+            t = o.tag
+        elif type(o) is list or type(o) is tuple:
+            t = foreign_tag(o)
+        else:
+            continue
+        if t > tag:
+            tag = t
+    return tag
+
+
 cpdef Py_ssize_t tag_of(object objs) except -2:
     """The newest tag among ``objs`` (tracers, and lists/tuples of them); -1 if none."""
     cdef Py_ssize_t tag = -1
@@ -567,6 +595,11 @@ cpdef Py_ssize_t tag_of(object objs) except -2:
             if t > tag:
                 tag = t
     return tag
+
+
+cpdef bint is_tracer(object o):
+    """Whether o is a traced value of any mode (Dual, DualArray, reverse values)."""
+    return type(o) is DualArray or type(o) is Dual or type(o) in FOREIGN
 
 
 cpdef object from_dual(Dual d):
@@ -760,8 +793,7 @@ cdef object _wrap_fresh(object value, object tangent, Py_ssize_t tag):
 cpdef object lift(object o, Py_ssize_t tag, Py_ssize_t k):
     """``o`` as a DualArray of level ``tag`` with ``k`` lanes (zero tangent if constant)."""
     v, t = split(o, tag)
-    if type(v) is not DualArray:
-        v = np.asarray(v, dtype=np.float64)
+    v = as_value(v)
     if t is None:
         t = zeros_tangent(v, k)
     return _make(v, t, tag)
@@ -779,6 +811,8 @@ cpdef object as_value(object a):
         return a
     if type(a) is Dual:
         return from_dual(<Dual> a)
+    if type(a) in FOREIGN:
+        return a  # a reverse-mode value of an older level: a constant whose value traces
     return np.asarray(a, dtype=np.float64)
 
 
@@ -900,9 +934,11 @@ cpdef object generic_ufunc(object ufunc, tuple inputs, dict kwargs):
         if kwargs:
             raise TypeError(f"numpy.{ufunc.__name__}: keyword arguments "
                             f"{sorted(kwargs)} are not supported in forward mode")
+    tag = tag_of(inputs)
+    if foreign_tag(inputs) > tag:
+        return NotImplemented  # a newer level of another mode handles it
     if ufunc in BOOLEAN:
         return ufunc(*[primal(i) for i in inputs])
-    tag = tag_of(inputs)
     if tag < 0:
         return ufunc(*inputs)
     entry = ELEMENTWISE.get(ufunc)
@@ -918,6 +954,8 @@ cpdef object generic_ufunc(object ufunc, tuple inputs, dict kwargs):
 cpdef object generic_ufunc_method(object ufunc, str method, tuple inputs, dict kwargs):
     """``ufunc.reduce``/``accumulate``/``outer`` on tracers, via the matching function."""
     inputs = _normalized(inputs)
+    if foreign_tag(inputs) > tag_of(inputs):
+        return NotImplemented
     if method in ("reduce", "accumulate"):
         kwargs = dict(kwargs)
         kwargs.setdefault("axis", 0)  # ufunc.reduce/accumulate default to axis 0
@@ -959,6 +997,8 @@ cpdef object generic_array_function(object func, object types, object args, dict
     """
     cdef DualArray a
     cdef int nd
+    if FOREIGN and foreign_tag(args) > tag_of(args):
+        return NotImplemented  # a newer level of another mode handles it
     if func is _np_sum and len(args) == 1 and type(args[0]) is DualArray:
         a = <DualArray> args[0]
         if type(a.value) is NDARRAY and type(a.tangent) is NDARRAY and \
@@ -982,6 +1022,8 @@ cpdef object primal(object o):
             o = (<DualArray> o).value
         elif type(o) is Dual:
             return (<Dual> o).value
+        elif type(o) in FOREIGN:
+            o = o.value
         elif isinstance(o, np.ndarray) and o.dtype == object:
             o = _from_objects(o)
         else:

@@ -1,26 +1,29 @@
-"""Public transforms: ``derivative``, ``jvp``, ``jacobian``, ``grad``.
+"""Public transforms: ``derivative``, ``jvp``, ``vjp``, ``jacobian``, ``grad``,
+``value_and_grad``.
 
 Design note
 -----------
-Each transform is a few lines over the engine (:mod:`dualad.forward`): it validates the
-input, asks the engine for values and tangents, and shapes the result the way SciPy
-expects (float64 ndarrays; ``jac(x, *args)`` has the shape of ``x``; a Jacobian has shape
-``f(x).shape + x.shape``).  Transforms return small callable objects rather than closures
-so that they print usefully and pickle whenever ``fun`` does.
+Each transform is a few lines over the engines (:mod:`dualad.forward`,
+:mod:`dualad.reverse`): it validates the input, asks an engine for values and tangents or
+cotangents, and shapes the result the way SciPy expects (float64 ndarrays; ``jac(x,
+*args)`` has the shape of ``x``; a Jacobian has shape ``f(x).shape + x.shape``).
+Transforms return small callable objects rather than closures so that they print usefully
+and pickle whenever ``fun`` does.
 
-Only forward mode exists so far; ``mode="reverse"`` raises ``NotImplementedError`` until
-the reverse-mode engine lands, rather than silently running forward mode.
+``mode="auto"`` is an interim size rule until the measuring selector lands: forward mode
+for up to ``CHUNK_THRESHOLD`` inputs, reverse mode above (for a Jacobian, only when it
+has fewer outputs than inputs).  A forced mode always wins.
 """
 
 import numpy as np
 
-from . import forward
-from ._array import DualArray
+from . import forward, reverse
+from ._array import DualArray, is_tracer
 from ._errors import MixedTracerError
 from ._scalar import Dual, HyperDual, derivative1, dual_lane, seed_dual, seed_hyperdual
 from ._tags import new_tag
 
-__all__ = ["derivative", "jvp", "jacobian", "grad"]
+__all__ = ["derivative", "jvp", "vjp", "jacobian", "grad", "value_and_grad"]
 
 _MODES = ("auto", "forward", "reverse")
 
@@ -28,16 +31,29 @@ _MODES = ("auto", "forward", "reverse")
 def _check_mode(mode):
     if mode not in _MODES:
         raise ValueError(f"mode must be one of {_MODES}, got {mode!r}")
-    if mode == "reverse":
-        raise NotImplementedError(
-            "mode='reverse' is not available yet: this version of dualad has forward mode "
-            "only. Use mode='forward' (or 'auto').")
-    return "forward"
+    return mode
+
+
+def _size(x):
+    shape = getattr(x, "shape", None)
+    if shape is None:
+        shape = np.shape(x)
+    return int(np.prod(shape)) if len(shape) else 1
+
+
+def _pick(mode, x, scalar_output):
+    """The mode to run: a forced mode, or the interim size rule for "auto"."""
+    if mode != "auto":
+        return mode
+    if _size(x) <= forward.CHUNK_THRESHOLD:
+        return "forward"
+    return "reverse" if scalar_output else "forward"
 
 
 def _float_out(value):
-    """Plain results as float64 ndarrays (0-d results as NumPy floats)."""
-    if isinstance(value, (Dual, DualArray)):
+    """Plain results as float64 ndarrays (0-d results as NumPy floats); traced values of
+    an enclosing differentiation are returned as they are."""
+    if is_tracer(value):
         return value
     arr = np.asarray(value, dtype=np.float64)
     return arr[()] if arr.ndim == 0 else arr
@@ -78,7 +94,7 @@ class _Derivative(_Transform):
                 return np.float64(out)
             value, tangent = forward.extract(out[0], out[1], 1)
             return _float_out(tangent[0])
-        if isinstance(x, (Dual, DualArray)):
+        if is_tracer(x):
             return self._traced(x, args)
         x = forward.as_input(x)
         if x.ndim != 0:
@@ -235,7 +251,11 @@ class _Jacobian(_Transform):
         self.chunk = chunk
 
     def __call__(self, x, *args):
-        value, jac = forward.jacobian(self.fun, x, args, self.chunk)
+        self.last_mode = _pick(self.mode, x, False)
+        if self.last_mode == "reverse":
+            value, jac = reverse.jacobian(self.fun, x, args)
+        else:
+            value, jac = forward.jacobian(self.fun, x, args, self.chunk)
         return _float_out(jac)
 
 
@@ -247,8 +267,10 @@ def jacobian(fun, mode="forward", chunk=None):
     fun : callable
         ``fun(x, *args)`` written with NumPy, returning a scalar or an array.
     mode : {"forward", "auto", "reverse"}, optional
-        Differentiation mode.  Only forward mode exists in this version ("auto" picks
-        it; "reverse" raises ``NotImplementedError``).
+        Differentiation mode.  Forward mode pushes ``chunk`` directions per evaluation;
+        reverse mode records one evaluation and sweeps it once per output element;
+        "auto" uses reverse mode when there are more than 12 inputs and fewer outputs
+        than inputs.
     chunk : int, optional
         Directions pushed per sweep.  By default all inputs up to 12 go in one sweep;
         larger inputs use the fewest sweeps of at most 12 lanes.
@@ -289,11 +311,26 @@ class _Grad(_Jacobian):
     _kind = "grad"
 
     def __call__(self, x, *args):
+        return self.value_and_grad(x, args)[1]
+
+    def value_and_grad(self, x, args):
+        self.last_mode = _pick(self.mode, x, True)
+        if self.last_mode == "reverse":
+            value, pullback = reverse.vjp(self.fun, x, args)
+            _check_scalar(value)
+            return value, _float_out(pullback(1.0))
         value, jac = forward.jacobian(self.fun, x, args, self.chunk)
-        if np.shape(value) != ():
-            raise ValueError("grad needs a function with a scalar output; it returned "
-                             f"shape {np.shape(value)}. Use dualad.jacobian instead.")
-        return _float_out(jac)
+        _check_scalar(value)
+        return value, _float_out(jac)
+
+
+def _check_scalar(value):
+    shape = getattr(value, "shape", None)
+    if shape is None:
+        shape = np.shape(value)
+    if tuple(shape) != ():
+        raise ValueError("grad needs a function with a scalar output; it returned "
+                         f"shape {tuple(shape)}. Use dualad.jacobian instead.")
 
 
 def grad(fun, mode="forward", chunk=None):
@@ -304,7 +341,9 @@ def grad(fun, mode="forward", chunk=None):
     fun : callable
         ``fun(x, *args)`` written with NumPy, returning a scalar.
     mode : {"forward", "auto", "reverse"}, optional
-        Differentiation mode.  Only forward mode exists in this version.
+        Differentiation mode.  Reverse mode costs one recorded evaluation and one
+        backward sweep whatever the size of ``x``; forward mode ``ceil(n / chunk)``
+        evaluations.  "auto" picks forward mode up to 12 inputs, reverse above.
     chunk : int, optional
         Directions per forward sweep (see :func:`jacobian`).
 
@@ -325,8 +364,8 @@ def grad(fun, mode="forward", chunk=None):
 
     Notes
     -----
-    Cost in forward mode: ``ceil(n / chunk)`` sweeps; reverse mode (planned) will make
-    this independent of ``n``.
+    Cost in forward mode: ``ceil(n / chunk)`` sweeps; in reverse mode one recorded
+    evaluation and one backward sweep, independent of ``n``.
 
     Examples
     --------
@@ -338,3 +377,102 @@ def grad(fun, mode="forward", chunk=None):
     True
     """
     return _Grad(fun, mode, chunk)
+
+
+class _ValueAndGrad(_Grad):
+    _kind = "value_and_grad"
+
+    def __call__(self, x, *args):
+        value, g = _Grad.value_and_grad(self, x, args)
+        return _float_out(value), g
+
+
+def value_and_grad(fun, mode="forward", chunk=None):
+    """Value and gradient of a scalar function from one evaluation.
+
+    Parameters
+    ----------
+    fun : callable
+        ``fun(x, *args)`` written with NumPy, returning a scalar.
+    mode : {"forward", "auto", "reverse"}, optional
+        Differentiation mode (see :func:`grad`).
+    chunk : int, optional
+        Directions per forward sweep.
+
+    Returns
+    -------
+    callable
+        ``f_and_jac(x, *args)`` returning ``(value, gradient)``: a float64 scalar and a
+        float64 array with the shape of ``x`` (SciPy's ``jac=True`` convention).
+
+    Raises
+    ------
+    ValueError
+        If ``fun`` returns a non-scalar.
+
+    See Also
+    --------
+    grad, vjp
+
+    Notes
+    -----
+    The value comes free with the gradient: the same evaluation gives both.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import dualad
+    >>> f = lambda x: np.sum(x ** 3)
+    >>> value, g = dualad.value_and_grad(f, mode="reverse")(np.array([1.0, 2.0]))
+    >>> float(value), g
+    (9.0, array([ 3., 12.]))
+    """
+    return _ValueAndGrad(fun, mode, chunk)
+
+
+def vjp(fun, x, *args):
+    """Vector-Jacobian product: record ``fun`` at ``x`` once, pull back cotangents.
+
+    Parameters
+    ----------
+    fun : callable
+        ``fun(x, *args)`` written with NumPy.
+    x : array_like
+        The point; integers are promoted to float64.
+    *args
+        Extra arguments passed to ``fun`` unchanged.
+
+    Returns
+    -------
+    value : ndarray or float
+        ``fun(x, *args)``.
+    pullback : callable
+        ``pullback(u)`` returns ``u^T J(x)`` with the shape of ``x`` for a cotangent
+        ``u`` of the shape of ``value``; it can be called many times on the one
+        recording.
+
+    Raises
+    ------
+    ValueError
+        From ``pullback`` if ``u`` does not have the shape of ``value``.
+
+    See Also
+    --------
+    jvp, grad
+
+    Notes
+    -----
+    Cost: one recorded evaluation, then one backward sweep per call of ``pullback``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import dualad
+    >>> value, pullback = dualad.vjp(lambda x: x ** 2, np.array([1.0, 2.0, 3.0]))
+    >>> value
+    array([1., 4., 9.])
+    >>> pullback(np.array([1.0, 0.0, 1.0]))
+    array([2., 0., 6.])
+    """
+    value, pullback = reverse.vjp(fun, x, args)
+    return _float_out(value), pullback

@@ -17,7 +17,7 @@ import math
 
 import numpy as np
 
-from ._array import DualArray, from_dual, make, normalize, tag_of
+from ._array import DualArray, from_dual, is_tracer, make, normalize, tag_of
 from ._errors import complex_input, object_input
 from ._scalar import Dual
 from ._tags import new_tag
@@ -81,11 +81,11 @@ def as_input(x, mode="forward"):
     TypeError
         For complex input, or object arrays that do not hold dualad values.
     """
-    if type(x) is Dual or type(x) is DualArray:
+    if is_tracer(x):
         return x
     if isinstance(x, (list, tuple)) or (isinstance(x, np.ndarray) and x.dtype == object):
         x = normalize(x, mode)
-        if type(x) is Dual or type(x) is DualArray:
+        if is_tracer(x):
             return x
     if isinstance(x, complex) or np.iscomplexobj(x):
         raise TypeError(complex_input(mode))
@@ -100,6 +100,9 @@ def _seed(x, tangent, tag):
     """The traced input: value ``x`` (array or older tracer) with the given lanes."""
     if type(x) is Dual:
         x = from_dual(x)
+    elif not hasattr(x, "copy"):
+        from ._tape import _as_rarray  # a reverse-mode scalar of an enclosing level
+        x = _as_rarray(x)
     # Each sweep gets its own copy of x: item assignment inside fun then writes in place
     # (views see it, as in NumPy) without touching the caller's x or the next sweep's.
     return make(x.copy(), tangent, tag, True)

@@ -19,7 +19,7 @@ The reverse-mode transposes of these rules will live beside them (issue 4).
 
 import numpy as np
 
-from .._array import (DualArray, lift, make, normalize, primal, split, tag_of, wrap,
+from .._array import (DualArray, as_value, lift, make, normalize, primal, split, tag_of, wrap,
                       zeros_tangent)
 from .._errors import unsupported_function
 from .registry import register
@@ -38,9 +38,7 @@ def _parts(x):
     if tag < 0:
         return x, None, -1
     v, t = split(x, tag)
-    if type(v) is not DualArray:
-        v = np.asarray(v, dtype=np.float64)
-    return v, t, tag
+    return as_value(v), t, tag
 
 
 def _lanes(t):
@@ -740,10 +738,8 @@ def _bilinear(a, b, op, left, right):
     (la, lb), tag = _common((a, b))
     av, ta = split(a, tag) if tag_of((a,)) == tag else (la.value, None)
     bv, tb = split(b, tag) if tag_of((b,)) == tag else (lb.value, None)
-    if type(av) is not DualArray:
-        av = np.asarray(av, dtype=np.float64)
-    if type(bv) is not DualArray:
-        bv = np.asarray(bv, dtype=np.float64)
+    av = as_value(av)
+    bv = as_value(bv)
     value = op(av, bv)
     tangent = None
     if ta is not None:
@@ -895,7 +891,7 @@ def _einsum(*operands, out=None, optimize=False, **kwargs):
     vals, tans = [], []
     for o in args:
         v, t = split(o, tag)
-        vals.append(v if type(v) is DualArray else np.asarray(v, dtype=np.float64))
+        vals.append(as_value(v))
         tans.append(t)
     value = np.einsum(f"{ins}->{out_spec}", *vals, optimize=optimize)
     tangent = None

@@ -1,0 +1,607 @@
+"""Reverse-mode rules for NumPy's structural, linear and reduction functions.
+
+Design note
+-----------
+For a linear op the reverse rule is its transpose, and it also undoes broadcasting; for a
+bilinear op (dot, matmul, einsum...) one transpose per traced operand; nonlinear
+reductions (max, prod) use the partials the forward pass can compute.  Every VJP here is
+written with NumPy calls, so when the values are forward-mode tracers (forward-over-
+reverse Hessian-vector products) the cotangents are tracers too and the rule nests.
+
+Functions that are compositions of other rules (``var``, ``std``, ``clip``, ``norm``,
+``polyval``, ``hstack``...) are written once in :mod:`dualad.rules.linear` in a
+mode-neutral way and registered for both modes there; this module holds the rules that
+need a transpose.  Every rule is tested for adjointness against its forward rule:
+``<u, J v> == <J^T u, v>``.
+"""
+
+import math
+
+import numpy as np
+
+from .. import _tape
+from .._array import as_value, normalize as _normalize
+from .._errors import tracer_index
+from .registry import register
+
+__all__ = []
+
+_MODE = "reverse"
+
+
+def _tape_of(objs):
+    """The tape of the newest reverse tracer among ``objs`` (lists searched), or None."""
+    best, tag = None, -1
+    for o in objs:
+        if isinstance(o, (_tape.RArray, _tape.RScalar)):
+            if o.tag > tag:
+                best, tag = o.tape, o.tag
+        elif isinstance(o, (list, tuple)):
+            t = _tape_of(o)
+            if t is not None and t.tag > tag:
+                best, tag = t, t.tag
+    return best
+
+
+def _parts(x, tape):
+    """``(value, node)`` of x on tape: value an array (or forward tracer); node -1 if
+    constant."""
+    if isinstance(x, _tape.RScalar) and x.tape is tape:
+        return np.array(x.value), x.node
+    if isinstance(x, (list, tuple)) or (isinstance(x, np.ndarray) and x.dtype == object):
+        x = _tape.stack_objects(x)
+    value, node = _tape.split(x, tape)
+    if isinstance(value, _tape.RScalar):
+        value = _tape._as_rarray(value)
+    return as_value(_normalize(value)), node
+
+
+def _norm_axes(axis, ndim):
+    if axis is None:
+        return tuple(range(ndim))
+    axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
+    out = []
+    for a in axes:
+        a = int(a)
+        if not -ndim <= a < max(ndim, 1):
+            raise np.exceptions.AxisError(a, ndim)
+        out.append(a % ndim if ndim else 0)
+    return tuple(out)
+
+
+def _unary(a, forward, backward):
+    """A linear op of one operand: ``forward`` on the value, ``backward`` on cotangents."""
+    tape = _tape_of((a,))
+    value, node = _parts(a, tape)
+    out = forward(value)
+    if node < 0:
+        return out
+    shape = tuple(value.shape)
+    return _tape.record(tape, out, [node], lambda cot: [backward(cot, shape)])
+
+
+def _reject(name, out=None, **extra):
+    if out is not None:
+        raise TypeError(f"numpy.{name}: out= is not supported for dualad values")
+    bad = [k for k, v in extra.items() if v is not None and v is not np._NoValue]
+    if bad:
+        raise TypeError(f"numpy.{name}: the argument(s) {bad} are not supported in "
+                        "reverse mode")
+
+
+def _check_dtype(name, dtype):
+    if dtype is not None and np.dtype(dtype) != np.float64:
+        raise TypeError(f"numpy.{name}: dualad computes in float64; dtype={dtype!r} is "
+                        "not supported")
+
+
+# -- indexing ---------------------------------------------------------------------------------
+
+def _check_key(key):
+    keys = key if isinstance(key, tuple) else (key,)
+    for k in keys:
+        if _tape.tag_of((k,)) >= 0:
+            raise TypeError(tracer_index(type(k).__name__))
+
+
+def _scalar_index(key, shape):
+    """The flat index if ``key`` picks one element with plain integers, else None."""
+    keys = key if isinstance(key, tuple) else (key,)
+    if len(keys) != len(shape):
+        return None
+    flat = 0
+    for k, n in zip(keys, shape):
+        if not isinstance(k, (int, np.integer)) or isinstance(k, (bool, np.bool_)):
+            return None
+        k = int(k)
+        if not -n <= k < n:
+            raise IndexError(f"index {k} is out of bounds for axis with size {n}")
+        flat = flat * n + (k % n)
+    return flat
+
+
+def _has_fancy(key):
+    keys = key if isinstance(key, tuple) else (key,)
+    return any(isinstance(k, (list, np.ndarray)) and np.asarray(k).dtype != bool
+               for k in keys)
+
+
+@register(_tape._getitem, mode=_MODE)
+def _getitem(a, key):
+    _check_key(key)
+    if isinstance(key, list):
+        key = np.asarray(key)
+    tape = a.tape
+    value, node = a.value, a.node
+    if type(value) is np.ndarray:
+        flat = _scalar_index(key, value.shape)
+        if flat is not None:
+            # one element of a plain array: a scalar node the C sweep handles
+            return _tape.element(tape, value, node, flat)
+    out = value[key]
+    shape = tuple(value.shape)
+    fancy = _has_fancy(key)
+
+    def vjp(cot):
+        if type(cot) is np.ndarray or np.isscalar(cot):
+            z = np.zeros(shape)
+            if fancy:
+                np.add.at(z, key, cot)
+            else:
+                z[key] = cot
+            return [z]
+        if fancy:
+            raise TypeError("reverse mode over forward mode does not support integer-array "
+                            "indexing yet")
+        z = np.zeros_like(value) * 0.0
+        z[key] = cot
+        return [z]
+    return _tape.record(tape, out, [node], vjp)
+
+
+@register(_tape._setitem, mode=_MODE)
+def _setitem(a, key, item):
+    _check_key(key)
+    if isinstance(key, list):
+        key = np.asarray(key)
+    tape = _tape_of((a, item))
+    av, anode = _parts(a, tape)
+    iv, inode = _parts(item, tape)
+    new = av.copy()
+    new[key] = iv
+    shape_i = tuple(np.shape(new[key]))
+    item_shape = tuple(iv.shape)
+    fancy = _has_fancy(key)
+
+    def vjp(cot):
+        ca = cot.copy() if hasattr(cot, "copy") else cot
+        ca[key] = 0.0
+        ci = cot[key]
+        if fancy:
+            ci = np.asarray(ci)  # duplicates: the last write wins, as in NumPy
+        ci = _tape.unbroadcast(np.reshape(ci, shape_i), item_shape)
+        return [ca, ci]
+    return _tape.record(tape, new, [anode, inode], vjp)
+
+
+# -- shape manipulation -----------------------------------------------------------------------
+
+@register(np.reshape, mode=_MODE)
+def _reshape(a, shape=None, order="C", *, newshape=None, copy=None):
+    shape = newshape if shape is None else shape
+    if order not in ("C", "A"):
+        raise TypeError(f"numpy.reshape(order={order!r}) is not supported in reverse mode")
+    return _unary(a, lambda v: np.reshape(v, shape), lambda c, s: np.reshape(c, s))
+
+
+@register(np.ravel, mode=_MODE)
+def _ravel(a, order="C"):
+    if order not in ("C", "A", "K"):
+        raise TypeError(f"numpy.ravel(order={order!r}) is not supported in reverse mode")
+    return _unary(a, lambda v: np.reshape(v, -1), lambda c, s: np.reshape(c, s))
+
+
+@register(np.transpose, mode=_MODE)
+def _transpose(a, axes=None):
+    tape = _tape_of((a,))
+    nd = len(_parts(a, tape)[0].shape)
+    perm = tuple(range(nd))[::-1] if axes is None else _norm_axes(axes, nd)
+    inv = tuple(np.argsort(perm))
+    return _unary(a, lambda v: np.transpose(v, perm), lambda c, s: np.transpose(c, inv))
+
+
+@register(np.swapaxes, mode=_MODE)
+def _swapaxes(a, axis1, axis2):
+    return _unary(a, lambda v: np.swapaxes(v, axis1, axis2),
+                  lambda c, s: np.swapaxes(c, axis1, axis2))
+
+
+@register(np.moveaxis, mode=_MODE)
+def _moveaxis(a, source, destination):
+    return _unary(a, lambda v: np.moveaxis(v, source, destination),
+                  lambda c, s: np.moveaxis(c, destination, source))
+
+
+@register(np.expand_dims, mode=_MODE)
+def _expand_dims(a, axis):
+    return _unary(a, lambda v: np.expand_dims(v, axis), lambda c, s: np.reshape(c, s))
+
+
+@register(np.squeeze, mode=_MODE)
+def _squeeze(a, axis=None):
+    return _unary(a, lambda v: np.squeeze(v, axis), lambda c, s: np.reshape(c, s))
+
+
+@register(np.broadcast_to, mode=_MODE)
+def _broadcast_to(array, shape, subok=False):
+    return _unary(array, lambda v: np.broadcast_to(v, shape),
+                  lambda c, s: _tape.unbroadcast(c, s))
+
+
+@register(np.copy, mode=_MODE)
+def _copy(a, order="K", subok=False):
+    return _unary(a, lambda v: v.copy(), lambda c, s: c)
+
+
+@register(np.flip, mode=_MODE)
+def _flip(m, axis=None):
+    return _unary(m, lambda v: np.flip(v, axis), lambda c, s: np.flip(c, axis))
+
+
+@register(np.roll, mode=_MODE)
+def _roll(a, shift, axis=None):
+    neg = np.negative(shift) if not np.isscalar(shift) else -shift
+    return _unary(a, lambda v: np.roll(v, shift, axis),
+                  lambda c, s: np.roll(c, neg, axis))
+
+
+# -- joining ---------------------------------------------------------------------------------
+
+def _joined(arrays, join, split):
+    tape = _tape_of(arrays)
+    parts = [_parts(x, tape) for x in arrays]
+    values = [p[0] for p in parts]
+    nodes = [p[1] for p in parts]
+    out = join(values)
+    shapes = [tuple(v.shape) for v in values]
+    return _tape.record(tape, out, nodes, lambda cot: split(cot, shapes))
+
+
+@register(np.concatenate, mode=_MODE)
+def _concatenate(arrays, axis=0, out=None, dtype=None, casting="same_kind"):
+    _reject("concatenate", out)
+    _check_dtype("concatenate", dtype)
+
+    def split(cot, shapes):
+        if axis is None:
+            sizes = np.cumsum([math.prod(s) for s in shapes])[:-1]
+            return [np.reshape(c, s) for c, s in zip(np.split(cot, sizes), shapes)]
+        ax = axis % len(shapes[0])
+        sizes = np.cumsum([s[ax] for s in shapes])[:-1]
+        return np.split(cot, sizes, axis=ax)
+    return _joined(list(arrays), lambda vs: np.concatenate(vs, axis=axis), split)
+
+
+@register(np.stack, mode=_MODE)
+def _stack(arrays, axis=0, out=None, dtype=None, casting="same_kind"):
+    _reject("stack", out)
+    _check_dtype("stack", dtype)
+    arrays = list(arrays)
+
+    def split(cot, shapes):
+        ax = axis % (len(shapes[0]) + 1)
+        return [np.take(cot, i, axis=ax) for i in range(len(shapes))]
+    return _joined(arrays, lambda vs: np.stack(vs, axis=axis), split)
+
+
+# -- selection -------------------------------------------------------------------------------
+
+@register(np.where, mode=_MODE)
+def _where(condition, x=None, y=None):
+    cond = _tape.primal(condition)
+    if x is None and y is None:
+        return np.where(cond)
+    tape = _tape_of((x, y))
+    xv, xn = _parts(x, tape)
+    yv, yn = _parts(y, tape)
+    out = np.where(cond, xv, yv)
+    sx, sy = tuple(xv.shape), tuple(yv.shape)
+
+    def vjp(cot):
+        zero = cot * 0.0
+        return [_tape.unbroadcast(np.where(cond, cot, zero), sx) if xn >= 0 else None,
+                _tape.unbroadcast(np.where(cond, zero, cot), sy) if yn >= 0 else None]
+    return _tape.record(tape, out, [xn, yn], vjp)
+
+
+# -- reductions -------------------------------------------------------------------------------
+
+def _expand(cot, axes, shape, keepdims):
+    """Broadcast a reduction's cotangent back over the reduced axes."""
+    if not keepdims:
+        for ax in sorted(axes):
+            cot = np.expand_dims(cot, ax)
+    return np.broadcast_to(cot, shape)
+
+
+@register(np.sum, mode=_MODE)
+def _sum(a, axis=None, dtype=None, out=None, keepdims=False, initial=np._NoValue,
+         where=np._NoValue):
+    _reject("sum", out, initial=initial, where=where)
+    _check_dtype("sum", dtype)
+    tape = _tape_of((a,))
+    value, node = _parts(a, tape)
+    axes = _norm_axes(axis, value.ndim)
+    return _tape.record(tape, np.sum(value, axis=axes, keepdims=keepdims), [node],
+                        lambda cot: [_expand(cot, axes, value.shape, keepdims)])
+
+
+@register(np.mean, mode=_MODE)
+def _mean(a, axis=None, dtype=None, out=None, keepdims=False, *, where=np._NoValue):
+    _reject("mean", out, where=where)
+    _check_dtype("mean", dtype)
+    tape = _tape_of((a,))
+    value, node = _parts(a, tape)
+    axes = _norm_axes(axis, value.ndim)
+    count = math.prod(value.shape[i] for i in axes)
+    return _tape.record(tape, np.mean(value, axis=axes, keepdims=keepdims), [node],
+                        lambda cot: [_expand(cot, axes, value.shape, keepdims) / count])
+
+
+def _extreme(a, axis, keepdims, pick):
+    tape = _tape_of((a,))
+    value, node = _parts(a, tape)
+    axes = _norm_axes(axis, value.ndim)
+    out = pick(value, axis=axes, keepdims=keepdims)
+    plain = _tape.primal(value)
+    best = pick(plain, axis=axes, keepdims=True)
+    mask = plain == best
+    weight = mask / np.sum(mask, axis=axes, keepdims=True)  # ties share evenly
+    return _tape.record(tape, out, [node],
+                        lambda cot: [_expand(cot, axes, value.shape, keepdims) * weight])
+
+
+@register(np.max, mode=_MODE)
+def _max(a, axis=None, out=None, keepdims=False, initial=np._NoValue, where=np._NoValue):
+    _reject("max", out, initial=initial, where=where)
+    return _extreme(a, axis, keepdims, np.max)
+
+
+@register(np.min, mode=_MODE)
+def _min(a, axis=None, out=None, keepdims=False, initial=np._NoValue, where=np._NoValue):
+    _reject("min", out, initial=initial, where=where)
+    return _extreme(a, axis, keepdims, np.min)
+
+
+@register(np.prod, mode=_MODE)
+def _prod(a, axis=None, dtype=None, out=None, keepdims=False, initial=np._NoValue,
+          where=np._NoValue):
+    _reject("prod", out, initial=initial, where=where)
+    _check_dtype("prod", dtype)
+    tape = _tape_of((a,))
+    value, node = _parts(a, tape)
+    axes = _norm_axes(axis, value.ndim)
+    out_value = np.prod(value, axis=axes, keepdims=keepdims)
+    # d prod / d a_j = prod_{i != j} a_i, without division (zeros are fine): move the
+    # reduced axes last, flatten them, and take exclusive cumulative products both ways.
+    moved = np.moveaxis(value, axes, tuple(range(-len(axes), 0)))
+    lead = moved.shape[:moved.ndim - len(axes)]
+    flat = np.reshape(moved, lead + (-1,))
+    ones = np.ones_like(flat[..., :1])
+    left = np.concatenate([ones, np.cumprod(flat[..., :-1], axis=-1)], axis=-1)
+    right = np.flip(np.concatenate([ones, np.cumprod(np.flip(flat, -1)[..., :-1], axis=-1)],
+                                   axis=-1), -1)
+    others = np.moveaxis(np.reshape(left * right, moved.shape),
+                         tuple(range(-len(axes), 0)), axes)
+    return _tape.record(tape, out_value, [node],
+                        lambda cot: [_expand(cot, axes, value.shape, keepdims) * others])
+
+
+@register(np.cumsum, mode=_MODE)
+def _cumsum(a, axis=None, dtype=None, out=None):
+    _reject("cumsum", out)
+    _check_dtype("cumsum", dtype)
+    if axis is None:
+        return _unary(a, lambda v: np.cumsum(np.reshape(v, -1)),
+                      lambda c, s: np.reshape(np.flip(np.cumsum(np.flip(c))), s))
+    return _unary(a, lambda v: np.cumsum(v, axis=axis),
+                  lambda c, s: np.flip(np.cumsum(np.flip(c, axis), axis=axis), axis))
+
+
+# -- products --------------------------------------------------------------------------------
+
+def _bilinear(a, b, op, grad_a, grad_b):
+    tape = _tape_of((a, b))
+    av, an = _parts(a, tape)
+    bv, bn = _parts(b, tape)
+    out = op(av, bv)
+    sa, sb = tuple(av.shape), tuple(bv.shape)
+
+    def vjp(cot):
+        return [_tape.unbroadcast(grad_a(cot, av, bv), sa) if an >= 0 else None,
+                _tape.unbroadcast(grad_b(cot, av, bv), sb) if bn >= 0 else None]
+    return _tape.record(tape, out, [an, bn], vjp)
+
+
+def _mT(x):
+    return np.swapaxes(x, -1, -2)
+
+
+def _matmul_ga(cot, a, b):
+    if a.ndim == 1 and b.ndim == 1:
+        return cot * b
+    if b.ndim == 1:
+        return np.expand_dims(cot, -1) * b
+    if a.ndim == 1:
+        return np.matmul(b, np.expand_dims(cot, -1))[..., 0]
+    return np.matmul(cot, _mT(b))
+
+
+def _matmul_gb(cot, a, b):
+    if a.ndim == 1 and b.ndim == 1:
+        return cot * a
+    if a.ndim == 1:
+        return np.expand_dims(a, -1) * np.expand_dims(cot, -2)
+    if b.ndim == 1:
+        return np.matmul(_mT(a), np.expand_dims(cot, -1))[..., 0]
+    return np.matmul(_mT(a), cot)
+
+
+@register(np.matmul, mode=_MODE)
+def _matmul(a, b, out=None, **kwargs):
+    _reject("matmul", out)
+    return _bilinear(a, b, np.matmul, _matmul_ga, _matmul_gb)
+
+
+def _tensordot_axes(axes, na, nb):
+    if isinstance(axes, (int, np.integer)):
+        return list(range(na - axes, na)), list(range(axes))
+    xa, xb = axes
+    xa = [xa] if isinstance(xa, (int, np.integer)) else list(xa)
+    xb = [xb] if isinstance(xb, (int, np.integer)) else list(xb)
+    return [x % na for x in xa], [x % nb for x in xb]
+
+
+def _tensordot_vjp(cot, a, b, xa, xb):
+    """Cotangents of tensordot(a, b, (xa, xb)) from the output's cotangent."""
+    fa = [i for i in range(a.ndim) if i not in xa]
+    fb = [i for i in range(b.ndim) if i not in xb]
+    nfa = len(fa)
+    # cot axes: fa (as a's free axes) then fb
+    ga = np.tensordot(cot, b, axes=(list(range(nfa, nfa + len(fb))), fb))
+    # ga axes: fa, then b's contracted axes in increasing order; map to a's axes
+    order_b = sorted(xb)
+    a_axes = fa + [xa[xb.index(j)] for j in order_b]
+    ga = np.transpose(ga, np.argsort(a_axes))
+    gb = np.tensordot(a, cot, axes=(fa, list(range(nfa))))
+    # gb axes: a's contracted axes in increasing order, then fb; map to b's axes
+    order_a = sorted(xa)
+    b_axes = [xb[xa.index(j)] for j in order_a] + fb
+    gb = np.transpose(gb, np.argsort(b_axes))
+    return ga, gb
+
+
+@register(np.tensordot, mode=_MODE)
+def _tensordot(a, b, axes=2):
+    def op(u, w):
+        return np.tensordot(u, w, axes)
+
+    def ga(cot, u, w):
+        xa, xb = _tensordot_axes(axes, u.ndim, w.ndim)
+        return _tensordot_vjp(cot, u, w, xa, xb)[0]
+
+    def gb(cot, u, w):
+        xa, xb = _tensordot_axes(axes, u.ndim, w.ndim)
+        return _tensordot_vjp(cot, u, w, xa, xb)[1]
+    return _bilinear(a, b, op, ga, gb)
+
+
+@register(np.dot, mode=_MODE)
+def _dot(a, b, out=None):
+    _reject("dot", out)
+
+    def axes_of(u, w):
+        return [u.ndim - 1], [max(w.ndim - 2, 0)]
+
+    def op(u, w):
+        if u.ndim == 0 or w.ndim == 0:
+            return u * w
+        return np.tensordot(u, w, axes=axes_of(u, w))
+
+    def ga(cot, u, w):
+        if u.ndim == 0 or w.ndim == 0:
+            return cot * w
+        return _tensordot_vjp(cot, u, w, *axes_of(u, w))[0]
+
+    def gb(cot, u, w):
+        if u.ndim == 0 or w.ndim == 0:
+            return cot * u
+        return _tensordot_vjp(cot, u, w, *axes_of(u, w))[1]
+    return _bilinear(a, b, op, ga, gb)
+
+
+_LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+
+@register(np.einsum, mode=_MODE)
+def _einsum(*operands, out=None, optimize=False, **kwargs):
+    _reject("einsum", out)
+    if not operands or not isinstance(operands[0], str):
+        raise TypeError("numpy.einsum: dualad supports the subscripts-string form only")
+    spec = operands[0].replace(" ", "")
+    if "..." in spec:
+        raise TypeError("numpy.einsum with '...' is not supported in reverse mode yet")
+    args = operands[1:]
+    if "->" in spec:
+        ins, out_spec = spec.split("->")
+    else:
+        ins = spec
+        letters = ins.replace(",", "")
+        out_spec = "".join(sorted(c for c in set(letters) if letters.count(c) == 1))
+    in_specs = ins.split(",")
+    tape = _tape_of(args)
+    parts = [_parts(x, tape) for x in args]
+    values = [p[0] for p in parts]
+    nodes = [p[1] for p in parts]
+    out_value = np.einsum(f"{ins}->{out_spec}", *values, optimize=optimize)
+    sizes = {}
+    for s, v in zip(in_specs, values):
+        for c, n in zip(s, v.shape):
+            sizes[c] = n
+
+    def vjp(cot):
+        cots = []
+        for i, s in enumerate(in_specs):
+            if nodes[i] < 0:
+                cots.append(None)
+                continue
+            if len(set(s)) != len(s):
+                raise TypeError("numpy.einsum with a repeated index in one operand is not "
+                                "supported in reverse mode yet")
+            others = [in_specs[j] for j in range(len(in_specs)) if j != i]
+            ops = [values[j] for j in range(len(values)) if j != i]
+            present = set(out_spec) | set("".join(others))
+            missing = [c for c in s if c not in present]
+            ones = [np.ones(sizes[c]) for c in missing]
+            sub = ",".join([out_spec] + others + missing) + "->" + s
+            cots.append(np.einsum(sub, cot, *ops, *ones, optimize=optimize))
+        return cots
+    return _tape.record(tape, out_value, nodes, vjp)
+
+
+# -- creation ---------------------------------------------------------------------------------
+
+def _like(name):
+    fn = getattr(np, name)
+
+    def impl(a, *args, dtype=None, **kwargs):
+        # A constant of the traced value's shape; traced (a leaf without derivative) so
+        # that "allocate, then fill" records the item assignments.
+        if dtype is not None and np.dtype(dtype) != np.float64:
+            return fn(_tape.primal(a), *args, dtype=dtype, **kwargs)
+        tape = _tape_of((a,))
+        value, _ = _parts(a, tape)
+        if name == "empty_like":
+            fn2 = np.zeros_like  # an uninitialised value would be a silent wrong number
+        else:
+            fn2 = fn
+        return _tape.constant(tape, fn2(_tape.primal(value), *args, **kwargs))
+    register(fn, mode=_MODE)(impl)
+
+
+for _name in ("zeros_like", "ones_like", "empty_like", "full_like"):
+    _like(_name)
+del _name
+
+
+def _plain(func):
+    def impl(*args, **kwargs):
+        return func(*[_tape.primal(a) for a in args], **kwargs)
+    register(func, mode=_MODE)(impl)
+
+
+for _f in (np.argmax, np.argmin, np.argsort, np.nonzero, np.count_nonzero, np.isclose,
+           np.allclose, np.array_equal, np.shape, np.ndim, np.size, np.iscomplexobj,
+           np.isrealobj, np.any, np.all, np.searchsorted, np.argwhere, np.flatnonzero):
+    _plain(_f)
+del _f
