@@ -24,8 +24,9 @@ from ._array import DualArray  # noqa: E402
 from .rules import linear as _linear  # noqa: E402,F401  (registers the NumPy functions)
 from .rules.registry import defrule  # noqa: E402
 from .api import derivative, jvp, vjp, jacobian, grad, value_and_grad  # noqa: E402
+from .pytree import ravel  # noqa: E402
 from .forward import CHUNK_THRESHOLD  # noqa: E402
 from ._version import __version__  # noqa: E402
 
 __all__ = ["Dual", "HyperDual", "DualArray", "derivative", "jvp", "vjp", "jacobian", "grad",
-           "value_and_grad", "defrule", "CHUNK_THRESHOLD", "__version__"]
+           "value_and_grad", "ravel", "defrule", "CHUNK_THRESHOLD", "__version__"]

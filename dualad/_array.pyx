@@ -323,35 +323,23 @@ cdef struct Partial:
     double c
 
 
-cdef Partial _describe(str expr):
-    """How a partial's expression can be had without evaluating it per element."""
+cdef Partial _describe(tuple kind):
+    """The registry's analysis of a partial (``ElementwiseEntry.kinds``) as a C struct."""
     cdef Partial p
-    p.kind = P_KERNEL
-    p.c = 0.0
-    text = expr.strip()
-    if text == "x":
-        p.kind = P_X
-    elif text == "y":
-        p.kind = P_Y
-    elif text == "ans":
-        p.kind = P_ANS
-    else:
-        try:
-            p.c = float(text)
-            p.kind = P_CONST
-        except ValueError:
-            pass
+    p.kind = {"kernel": P_KERNEL, "const": P_CONST, "x": P_X, "y": P_Y,
+              "ans": P_ANS}[kind[0]]
+    p.c = kind[1] if kind[1] is not None else 0.0
     return p
 
 
 cdef Partial PARTIALS_U[N_UNARY][2]
 cdef Partial PARTIALS_B[N_BINARY][2]
 for _i, _n in enumerate(unary_names()):
-    PARTIALS_U[_i][0] = _describe(ELEMENTWISE[getattr(np, _n)].rule.d[0])
-    PARTIALS_U[_i][1] = _describe("0.0")
+    PARTIALS_U[_i][0] = _describe(ELEMENTWISE[getattr(np, _n)].kinds[0])
+    PARTIALS_U[_i][1] = _describe(("const", 0.0))
 for _i, _n in enumerate(binary_names()):
-    PARTIALS_B[_i][0] = _describe(ELEMENTWISE[getattr(np, _n)].rule.d[0])
-    PARTIALS_B[_i][1] = _describe(ELEMENTWISE[getattr(np, _n)].rule.d[1])
+    PARTIALS_B[_i][0] = _describe(ELEMENTWISE[getattr(np, _n)].kinds[0])
+    PARTIALS_B[_i][1] = _describe(ELEMENTWISE[getattr(np, _n)].kinds[1])
 
 
 cdef inline bint _trivial(Partial* desc, bint x_traced, bint y_traced) noexcept:

@@ -33,6 +33,7 @@ that NumPy asks the newer one.
 cimport cython
 cimport numpy as cnp
 from cpython.mem cimport PyMem_Malloc, PyMem_Realloc, PyMem_Free
+from libc.math cimport isfinite
 
 import numpy as np
 
@@ -424,6 +425,183 @@ def _elementwise(Tape tape, entry, tuple inputs):
     return record(tape, ans, nodes, vjp)
 
 
+# ---------------------------------------------------------------------------------------
+# the fast elementwise path: plain contiguous float64 values of one shape (or scalars).
+# Values and partials come from one C pass over the rule's kernel, or -- when every
+# needed partial is a constant, an operand or the result -- values from NumPy's
+# vectorized loop and the partials used in place.  The node keeps the partial arrays;
+# its VJP is one multiplication per operand.
+
+@cython.final
+cdef class _ElemVJP:
+    """VJP of a fast elementwise node: the cotangent times the stored partials."""
+    cdef object d0, d1
+    cdef bint careful
+
+    def __call__(self, cot):
+        return [_times(self.d0, cot, self.careful), _times(self.d1, cot, self.careful)]
+
+
+cdef object _times(object d, object cot, bint careful):
+    if d is None:
+        return None
+    if type(d) is float:
+        if d == 1.0:
+            return cot
+        if d == -1.0:
+            return -cot
+        return d * cot
+    if careful:
+        return _fwd.scale(d, cot)  # a zero cotangent annihilates an inf/nan partial
+    return d * cot
+
+
+cdef inline bint _c_f64(object a):
+    return (type(a) is NDARRAY and cnp.PyArray_TYPE(<cnp.ndarray> a) == cnp.NPY_DOUBLE
+            and cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray> a))
+
+
+cdef inline double* _ptr(object a) noexcept:
+    return <double*> cnp.PyArray_DATA(<cnp.ndarray> a)
+
+
+cdef bint _kernel_loop(int arity, Py_ssize_t idx, int which, const double* xv,
+                       Py_ssize_t xs, const double* yv, Py_ssize_t ys, double* ans,
+                       double* d0, double* d1, Py_ssize_t n, bint powfix) noexcept nogil:
+    """ans and partials (d0 if which & 1, d1 if which & 2); True if all are finite."""
+    cdef double out[3]
+    cdef Py_ssize_t i
+    cdef bint finite = True
+    cdef binary_kernel bk
+    if arity == 1:
+        for i in range(n):
+            U1[idx](xv[i * xs], out)
+            ans[i] = out[0]
+            d0[i] = out[1]
+            finite = finite and isfinite(out[1])
+    else:
+        bk = B1[idx] if which == 3 else (B1X[idx] if which == 1 else B1Y[idx])
+        for i in range(n):
+            bk(xv[i * xs], yv[i * ys], out)
+            ans[i] = out[0]
+            if which & 1:
+                d0[i] = out[1]
+                finite = finite and isfinite(out[1])
+            if which & 2:
+                if powfix and out[0] == 0.0:
+                    out[2] = 0.0  # zero base: d/dy x**y -> 0, not 0 * log(0)
+                d1[i] = out[2]
+                finite = finite and isfinite(out[2])
+    _clear_flags()
+    return finite
+
+
+cdef bint _finite(object a):
+    cdef const double* p
+    cdef Py_ssize_t i, n
+    cdef double acc = 0.0
+    if type(a) is float:
+        return isfinite(<double> a)
+    p = _ptr(a)
+    n = cnp.PyArray_SIZE(<cnp.ndarray> a)
+    with nogil:
+        for i in range(n):
+            acc = acc + p[i] * 0.0
+    return acc == 0.0
+
+
+cdef object _fast_elementwise(Tape tape, object ufunc, tuple inputs):
+    """The fast path, or None when the operands do not qualify."""
+    cdef int nin = len(inputs), j, which = 0
+    cdef Py_ssize_t idx, n = 1
+    cdef const double* vp[2]
+    cdef Py_ssize_t vs[2]
+    cdef double cv[2]
+    cdef Py_ssize_t nodes[2]
+    shape = None
+    vals = [None, None]
+    for j in range(nin):
+        o = inputs[j]
+        nodes[j] = -1
+        if type(o) is RArray:
+            if (<RArray> o).tape is not tape or not _c_f64((<RArray> o).value):
+                return None
+            v = (<RArray> o).value
+            nodes[j] = (<RArray> o).node
+            which |= (1 << j)
+        elif type(o) is float or type(o) is int:
+            cv[j] = o
+            vp[j] = &cv[j]
+            vs[j] = 0
+            vals[j] = float(o)
+            continue
+        elif _c_f64(o):
+            v = o
+        else:
+            return None
+        if shape is None:
+            shape = v.shape
+        elif v.shape != shape:
+            return None
+        vals[j] = v
+        vp[j] = _ptr(v)
+        vs[j] = 1 if v.ndim > 0 else 0
+    if shape is None or which == 0:
+        return None
+    for d in shape:
+        n *= d
+    if nin == 1:
+        idx = UNARY_INDEX[ufunc]
+    else:
+        idx = BINARY_INDEX[ufunc]
+    entry = ELEMENTWISE[ufunc]
+    kinds = entry.kinds
+    cdef bint powfix = ufunc in POWER_UFUNCS and (which & 2) != 0
+    cdef bint kernel = powfix
+    for j in range(nin):
+        if (which >> j) & 1 and kinds[j][0] == "kernel":
+            kernel = True
+    cdef _ElemVJP f = _ElemVJP.__new__(_ElemVJP)
+    cdef bint finite
+    if kernel:
+        ans = np.empty(shape)
+        d0 = np.empty(shape) if which & 1 else None
+        d1 = np.empty(shape) if which & 2 else None
+        finite = _kernel_loop(nin, idx, which, vp[0], vs[0], vp[1] if nin > 1 else vp[0],
+                              vs[1] if nin > 1 else 0, _ptr(ans),
+                              _ptr(d0) if d0 is not None else NULL,
+                              _ptr(d1) if d1 is not None else NULL, n, powfix)
+        f.d0, f.d1, f.careful = d0, d1, not finite
+    else:
+        ans = ufunc(*vals[:nin])
+        if type(ans) is not NDARRAY:
+            ans = np.asarray(ans, dtype=np.float64)
+        parts = []
+        finite = True
+        for j in range(2):
+            if j >= nin or not (which >> j) & 1:
+                parts.append(None)
+                continue
+            kind, c = kinds[j]
+            if kind == "const":
+                d = float(c)
+            elif kind == "x":
+                d = vals[0]
+            elif kind == "y":
+                d = vals[1]
+            else:
+                d = ans
+            if type(d) is not float and type(d) is not NDARRAY:
+                d = float(d)
+            if not _finite(d):
+                finite = False
+            parts.append(d)
+        f.d0, f.d1, f.careful = parts[0], parts[1], not finite
+    parents = [nodes[0]] if nin == 1 else [nodes[0], nodes[1]]
+    node = tape.array_node(tuple(shape), parents, f)
+    return wrap(tape, ans, node)
+
+
 cdef tuple _normalized(tuple inputs):
     cdef list out = []
     for i in inputs:
@@ -479,6 +657,15 @@ def stack_objects(seq):
 
 cpdef object generic_ufunc(object ufunc, tuple inputs, dict kwargs):
     """Apply a ufunc to operands among which there are reverse tracers."""
+    cdef object r
+    if not kwargs and (ufunc in UNARY_INDEX or ufunc in BINARY_INDEX):
+        for o in inputs:
+            if type(o) is RArray:
+                if tag_of(inputs) == (<RArray> o).tape.tag:
+                    r = _fast_elementwise((<RArray> o).tape, ufunc, inputs)
+                    if r is not None:
+                        return r
+                break
     inputs = _normalized(inputs)
     cdef Py_ssize_t mytag = -1, t
     cdef Tape tape = None
@@ -676,6 +863,17 @@ cdef class RArray:
                                          "conversion to a plain ndarray"))
 
     def __getitem__(self, key):
+        cdef Py_ssize_t i, n
+        if type(key) is int and _c_f64(self.value) and \
+                cnp.PyArray_NDIM(<cnp.ndarray> self.value) == 1:
+            # x[i] of a plain vector: a scalar node, no Python rule call (scalar loops)
+            n = cnp.PyArray_DIM(<cnp.ndarray> self.value, 0)
+            i = key
+            if i < 0:
+                i += n
+            if not 0 <= i < n:
+                raise IndexError(f"index {key} is out of bounds for axis 0 with size {n}")
+            return element(self.tape, self.value, self.node, i)
         return _registry.lookup(_getitem, _MODE)(self, key)
 
     def __setitem__(self, key, item):

@@ -1,5 +1,5 @@
 """Public transforms: ``derivative``, ``jvp``, ``vjp``, ``jacobian``, ``grad``,
-``value_and_grad``.
+``value_and_grad`` (and ``ravel``, from :mod:`dualad.pytree`).
 
 Design note
 -----------
@@ -10,6 +10,11 @@ cotangents, and shapes the result the way SciPy expects (float64 ndarrays; ``jac
 Transforms return small callable objects rather than closures so that they print usefully
 and pickle whenever ``fun`` does.
 
+``grad`` and ``value_and_grad`` also take ``x`` as a pytree (nested dicts, lists, tuples
+of arrays): :func:`dualad.pytree.ravel` flattens it to one float64 vector, the engines
+differentiate ``fun(unravel(v), *args)`` at that vector, and the gradient is unravelled
+into the structure of ``x``.  The engines never see a tree.
+
 ``mode="auto"`` is an interim size rule until the measuring selector lands: forward mode
 for up to ``CHUNK_THRESHOLD`` inputs, reverse mode above (for a Jacobian, only when it
 has fewer outputs than inputs).  A forced mode always wins.
@@ -17,13 +22,15 @@ has fewer outputs than inputs).  A forced mode always wins.
 
 import numpy as np
 
-from . import forward, reverse
+from . import forward, pytree, reverse
 from ._array import DualArray, is_tracer
 from ._errors import MixedTracerError
 from ._scalar import Dual, HyperDual, derivative1, dual_lane, seed_dual, seed_hyperdual
 from ._tags import new_tag
 
-__all__ = ["derivative", "jvp", "vjp", "jacobian", "grad", "value_and_grad"]
+__all__ = ["derivative", "jvp", "vjp", "jacobian", "grad", "value_and_grad", "ravel"]
+
+ravel = pytree.ravel
 
 _MODES = ("auto", "forward", "reverse")
 
@@ -314,14 +321,41 @@ class _Grad(_Jacobian):
         return self.value_and_grad(x, args)[1]
 
     def value_and_grad(self, x, args):
+        if pytree.is_tree(x):
+            return self._tree_value_and_grad(x, args)
+        return self._flat_value_and_grad(self.fun, x, args)
+
+    def _flat_value_and_grad(self, fun, x, args):
         self.last_mode = _pick(self.mode, x, True)
         if self.last_mode == "reverse":
-            value, pullback = reverse.vjp(self.fun, x, args)
+            value, pullback = reverse.vjp(fun, x, args)
             _check_scalar(value)
             return value, _float_out(pullback(1.0))
-        value, jac = forward.jacobian(self.fun, x, args, self.chunk)
+        value, jac = forward.jacobian(fun, x, args, self.chunk)
         _check_scalar(value)
         return value, _float_out(jac)
+
+    def _tree_value_and_grad(self, x, args):
+        # x is a pytree: differentiate fun(unravel(v)) at the flat v, unravel the result
+        flat, unravel = pytree.ravel(x)
+        if unravel.size == 0:  # nothing to differentiate: only the value is needed
+            self.last_mode = _pick(self.mode, flat, True)
+            value = self.fun(unravel(flat), *args)
+            _check_scalar(value)
+            return value, unravel(flat)
+        value, g = self._flat_value_and_grad(_OnTree(self.fun, unravel), flat, args)
+        return value, unravel._unravel(g, copy=False)
+
+
+class _OnTree:
+    """``fun(unravel(v), *args)``: a function of a tree as a function of a flat vector."""
+
+    def __init__(self, fun, unravel):
+        self.fun = fun
+        self.unravel = unravel
+
+    def __call__(self, v, *args):
+        return self.fun(self.unravel._unravel(v, copy=True), *args)
 
 
 def _check_scalar(value):
@@ -334,12 +368,14 @@ def _check_scalar(value):
 
 
 def grad(fun, mode="forward", chunk=None):
-    """Gradient of a scalar function of an array.
+    """Gradient of a scalar function of an array (or of a pytree of arrays).
 
     Parameters
     ----------
     fun : callable
-        ``fun(x, *args)`` written with NumPy, returning a scalar.
+        ``fun(x, *args)`` written with NumPy, returning a scalar.  ``x`` may be an
+        array, or a pytree: a dict, list or tuple of arrays (nested as deep as you
+        like, e.g. a model's parameters ``{"W": W, "b": b}``); see :func:`ravel`.
     mode : {"forward", "auto", "reverse"}, optional
         Differentiation mode.  Reverse mode costs one recorded evaluation and one
         backward sweep whatever the size of ``x``; forward mode ``ceil(n / chunk)``
@@ -351,21 +387,31 @@ def grad(fun, mode="forward", chunk=None):
     -------
     callable
         ``jac(x, *args)`` returning a float64 array with the shape of ``x``: SciPy's
-        ``jac=`` convention.
+        ``jac=`` convention.  For a pytree ``x`` the gradient is a pytree of the same
+        structure (same containers, keys in the same order), each leaf a float64 array
+        of its leaf's shape, or a ``numpy.float64`` where the leaf was a number.
 
     Raises
     ------
     ValueError
         If ``fun`` returns a non-scalar.
+    TypeError
+        If a pytree leaf is not an array or a number.
 
     See Also
     --------
-    jacobian, derivative
+    jacobian, derivative, ravel
 
     Notes
     -----
     Cost in forward mode: ``ceil(n / chunk)`` sweeps; in reverse mode one recorded
-    evaluation and one backward sweep, independent of ``n``.
+    evaluation and one backward sweep, independent of ``n``.  For a pytree, ``n`` is
+    the total number of values in its leaves: the tree is flattened into one float64
+    vector (:func:`ravel`) and ``fun`` receives leaves sliced from it.
+
+    A list or tuple ``x`` is a pytree when it holds an ndarray, a dict or ``None``; a
+    list of plain numbers is array_like, as in NumPy (``grad(f)([1.0, 2.0])`` returns
+    an ndarray).
 
     Examples
     --------
@@ -375,6 +421,15 @@ def grad(fun, mode="forward", chunk=None):
     >>> x = np.array([1.3, 0.7, 0.8])
     >>> np.allclose(dualad.grad(rosen)(x), rosen_der(x), rtol=1e-14)
     True
+
+    Parameters in a dict, gradient in the same dict:
+
+    >>> def loss(p, X, y):
+    ...     return np.sum((X @ p["w"] + p["b"] - y) ** 2)
+    >>> params = {"w": np.array([1.0, -1.0]), "b": 0.5}
+    >>> X, y = np.array([[1.0, 2.0], [3.0, 4.0]]), np.array([0.0, 1.0])
+    >>> dualad.grad(loss, mode="reverse")(params, X, y)
+    {'w': array([-10., -14.]), 'b': np.float64(-4.0)}
     """
     return _Grad(fun, mode, chunk)
 
@@ -403,7 +458,9 @@ def value_and_grad(fun, mode="forward", chunk=None):
     -------
     callable
         ``f_and_jac(x, *args)`` returning ``(value, gradient)``: a float64 scalar and a
-        float64 array with the shape of ``x`` (SciPy's ``jac=True`` convention).
+        float64 array with the shape of ``x`` (SciPy's ``jac=True`` convention).  For a
+        pytree ``x`` (a dict, list or tuple of arrays, see :func:`grad`) the gradient
+        has the structure of ``x``.
 
     Raises
     ------
@@ -412,7 +469,7 @@ def value_and_grad(fun, mode="forward", chunk=None):
 
     See Also
     --------
-    grad, vjp
+    grad, vjp, ravel
 
     Notes
     -----
@@ -426,6 +483,10 @@ def value_and_grad(fun, mode="forward", chunk=None):
     >>> value, g = dualad.value_and_grad(f, mode="reverse")(np.array([1.0, 2.0]))
     >>> float(value), g
     (9.0, array([ 3., 12.]))
+    >>> value, g = dualad.value_and_grad(lambda p: p[0] ** 2 * np.sum(p[1]))(
+    ...     (np.array(3.0), np.array([1.0, 2.0])))
+    >>> float(value), g
+    (27.0, (array(18.), array([9., 9.])))
     """
     return _ValueAndGrad(fun, mode, chunk)
 

@@ -371,6 +371,7 @@ _C_NAMESPACE = {
     "_dd_square": lambda v: v * v,
     "_dd_logaddexp": lambda a, b: float(np.logaddexp(a, b)),
     "_dd_logaddexp2": lambda a, b: float(np.logaddexp2(a, b)),
+    "_dd_power": lambda a, b: float(np.power(a, b)),
 }
 
 
@@ -975,3 +976,17 @@ def test_derivatives_leave_no_warnings(f, x):
         np.sum(np.sqrt(np.array([1.0, 4.0])))
         np.float64(1.0) / np.float64(3.0)
         np.sin(np.array([Dual(1.0, [1.0])], dtype=object))
+
+
+@pytest.mark.parametrize("y", [2.0, 1.0, 0.0, -1.0])
+def test_power_shortcut_exponents_equal_pow_bit_for_bit(y):
+    """The kernel's x*x, x, 1, 1/x shortcuts give pow's (and NumPy's) result exactly."""
+    xs = np.array([0.0, -0.0, 1.0, -1.0, 0.3, -2.5, 1e-300, 1e300, np.inf, -np.inf,
+                   np.nan, 7.123456789])
+    for x in xs:
+        ans, _, _ = _kernel("power", float(x), y)
+        with np.errstate(all="ignore"):  # 1e300**2 and 1/0 are part of the check
+            expect = np.power(x, y)
+        np.testing.assert_array_equal(ans, expect, err_msg=f"power({x}, {y})")
+        if ans == 0.0:
+            assert np.signbit(ans) == np.signbit(expect), f"sign of power({x}, {y})"

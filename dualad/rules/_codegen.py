@@ -131,6 +131,19 @@ cdef inline double _dd_square(double x) noexcept nogil:
     return x * x
 
 
+cdef inline double _dd_power(double x, double y) noexcept nogil:
+    # exponents where a cheaper exact form gives pow's result bit for bit (x ** 2.0)
+    if y == 2.0:
+        return x * x
+    if y == 1.0:
+        return x
+    if y == 0.0:
+        return 1.0
+    if y == -1.0:
+        return 1.0 / x
+    return pow(x, y)  # (no sqrt for 0.5: pow(-0.0, 0.5) = +0 and pow(-inf, 0.5) = inf)
+
+
 cdef inline double _dd_logaddexp(double x, double y) noexcept nogil:
     if isnan(x) or isnan(y):
         return x + y

@@ -14,19 +14,52 @@ Every function here receives NumPy's arguments with tracers among them (``Dual``
 are constants.  Arguments this module does not support (``out=``, ``where=``...) raise
 ``TypeError`` rather than being ignored.
 
-The reverse-mode transposes of these rules will live beside them (issue 4).
+Compositions (``var``, ``std``, ``clip``, ``sort``, ``norm``, ``polyval``, ``hstack``,
+``diff``, ``inner``, ``outer``...) are written once, mode-neutrally: NumPy calls on the
+operands plus :func:`_operand`/``primal``/``is_tracer``, which accept the tracers of
+every mode.  They are registered for both modes (:func:`_both`), so the reverse mode
+differentiates exactly the code forward mode does.  The transposes of the genuinely
+linear ops live in :mod:`dualad.rules.vjps`.
 """
 
 import numpy as np
 
-from .._array import (DualArray, as_value, lift, make, normalize, primal, split, tag_of, wrap,
-                      zeros_tangent)
+from .. import _tape
+from .._array import (DualArray, as_value, foreign_tag, is_tracer, lift, make, normalize,
+                      primal, split, tag_of, wrap, zeros_tangent)
 from .._errors import unsupported_function
 from .registry import register
 
 __all__ = []
 
 _MODE = "forward"
+
+
+def _both(func):
+    """Decorator: register a mode-neutral composition for forward and reverse mode."""
+    def deco(impl):
+        register(func)(impl)
+        register(func, mode="reverse")(impl)
+        return impl
+    return deco
+
+
+def _mode_of(*objs):
+    """The mode of the newest tracer among ``objs`` (for error messages)."""
+    return "reverse" if foreign_tag(objs) > tag_of(objs) else "forward"
+
+
+def _operand(x):
+    """An operand of a composition, in any mode.
+
+    Lists and object arrays holding reverse-mode values become one traced array (forward
+    tracers: :func:`normalize` does the same); everything else is ``normalize(x)``.
+    """
+    if isinstance(x, (list, tuple)) or (isinstance(x, np.ndarray) and x.dtype == object):
+        flat = list(x.ravel()) if isinstance(x, np.ndarray) else x
+        if _tape.tag_of((flat,)) > tag_of((flat,)):
+            return _tape.stack_objects(x)
+    return normalize(x)
 
 
 # -- helpers -------------------------------------------------------------------------------
@@ -63,14 +96,14 @@ def _shift(axes):
     return tuple(a + 1 for a in axes)
 
 
-def _reject(name, out=None, **extra):
+def _reject(name, out=None, mode=_MODE, **extra):
     if out is not None:
         raise TypeError(f"numpy.{name}: out= is not supported for dualad values; "
                         "assign the result instead")
     bad = [k for k, v in extra.items() if v is not None and v is not np._NoValue]
     if bad:
         raise TypeError(f"numpy.{name}: the argument(s) {bad} are not supported in "
-                        f"{_MODE} mode")
+                        f"{mode} mode")
 
 
 def _check_dtype(name, dtype):
@@ -200,19 +233,23 @@ def _squeeze(a, axis=None):
                          lambda t: t.reshape((t.shape[0],) + out_shape))
 
 
-@register(np.atleast_1d)
+@_both(np.atleast_1d)
 def _atleast_1d(*arys):
-    res = [_reshape(a, (1,)) if len(_shape(_parts(a)[0])) == 0 else a for a in arys]
+    res = []
+    for a in arys:
+        a = _operand(a)
+        res.append(np.reshape(a, (1,)) if np.ndim(primal(a)) == 0 else a)
     return res[0] if len(res) == 1 else res
 
 
-@register(np.atleast_2d)
+@_both(np.atleast_2d)
 def _atleast_2d(*arys):
     res = []
     for a in arys:
-        nd = len(_shape(_parts(a)[0]))
-        res.append(_reshape(a, (1, 1)) if nd == 0 else
-                   _reshape(a, (1, -1)) if nd == 1 else a)
+        a = _operand(a)
+        nd = np.ndim(primal(a))
+        res.append(np.reshape(a, (1, 1)) if nd == 0 else
+                   np.reshape(a, (1, -1)) if nd == 1 else a)
     return res[0] if len(res) == 1 else res
 
 
@@ -233,18 +270,20 @@ def _flip(m, axis=None):
                          lambda t: np.flip(t, _shift(axes)))
 
 
-@register(np.fliplr)
+@_both(np.fliplr)
 def _fliplr(m):
-    if len(_shape(_parts(m)[0])) < 2:
+    m = _operand(m)
+    if np.ndim(primal(m)) < 2:
         raise ValueError("Input must be >= 2-d.")
-    return _flip(m, 1)
+    return np.flip(m, 1)
 
 
-@register(np.flipud)
+@_both(np.flipud)
 def _flipud(m):
-    if len(_shape(_parts(m)[0])) < 1:
+    m = _operand(m)
+    if np.ndim(primal(m)) < 1:
         raise ValueError("Input must be >= 1-d.")
-    return _flip(m, 0)
+    return np.flip(m, 0)
 
 
 @register(np.roll)
@@ -385,25 +424,25 @@ def _stack(arrays, axis=0, out=None, dtype=None, casting="same_kind"):
                 np.stack([a.tangent for a in lifted], axis=ax + 1), tag)
 
 
-@register(np.hstack)
+@_both(np.hstack)
 def _hstack(tup, dtype=None, casting="same_kind"):
     _check_dtype("hstack", dtype)
-    arrs = [np.atleast_1d(normalize(a)) for a in tup]
+    arrs = [_atleast_1d(a) for a in tup]
     first = arrs[0]
     return np.concatenate(arrs, axis=0 if np.ndim(primal(first)) == 1 else 1)
 
 
-@register(np.vstack)
+@_both(np.vstack)
 def _vstack(tup, dtype=None, casting="same_kind"):
     _check_dtype("vstack", dtype)
-    return np.concatenate([np.atleast_2d(normalize(a)) for a in tup], axis=0)
+    return np.concatenate([_atleast_2d(a) for a in tup], axis=0)
 
 
-@register(np.column_stack)
+@_both(np.column_stack)
 def _column_stack(tup):
     cols = []
     for a in tup:
-        a = normalize(a)
+        a = _operand(a)
         cols.append(np.reshape(a, (-1, 1)) if np.ndim(primal(a)) < 2 else a)
     return np.concatenate(cols, axis=1)
 
@@ -427,30 +466,35 @@ def _where(condition, x=None, y=None):
     return wrap(value, np.broadcast_to(tangent, (tangent.shape[0],) + _shape(value)), tag)
 
 
-@register(np.clip)
+@_both(np.clip)
 def _clip(a, a_min=np._NoValue, a_max=np._NoValue, out=None, *, min=np._NoValue,
           max=np._NoValue, **kwargs):
     _reject("clip", out)
     lo = a_min if a_min is not np._NoValue else (None if min is np._NoValue else min)
     hi = a_max if a_max is not np._NoValue else (None if max is np._NoValue else max)
-    res = normalize(a)
+    res = _operand(a)
     # Inside the bounds (bounds included) the derivative follows a; outside, the bound.
     if lo is not None:
-        res = np.where(primal(res) < primal(normalize(lo)), lo, res)
+        lo = _operand(lo)
+        res = np.where(primal(res) < primal(lo), lo, res)
     if hi is not None:
-        res = np.where(primal(res) > primal(normalize(hi)), hi, res)
+        hi = _operand(hi)
+        res = np.where(primal(res) > primal(hi), hi, res)
     return res
 
 
-@register(np.sort)
+@_both(np.sort)
 def _sort(a, axis=-1, kind=None, order=None, *, stable=None):
-    v = primal(normalize(a))
+    a = _operand(a)
+    if order is not None:
+        raise TypeError("numpy.sort: order= (structured arrays) is not supported for "
+                        "dualad values")
     if axis is None:
         a = np.ravel(a)
-        v = np.ravel(v)
         axis = 0
-    idx = np.argsort(v, axis=axis, kind=kind, stable=stable)
-    return np.take_along_axis(normalize(a), idx, axis=axis)
+    # The derivative follows the permutation the values define (ties: NumPy's order).
+    idx = np.argsort(primal(a), axis=axis, kind=kind, stable=stable)
+    return np.take_along_axis(a, idx, axis=axis)
 
 
 def _plain(func):
@@ -566,14 +610,14 @@ def _mean(a, axis=None, dtype=None, out=None, keepdims=False, *, where=np._NoVal
     return _reduce_linear("mean", a, axis, keepdims, np.mean)
 
 
-@register(np.var)
+@_both(np.var)
 def _var(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, *,
          where=np._NoValue, mean=np._NoValue, correction=np._NoValue):
-    _reject("var", out, where=where, mean=mean)
+    a = _operand(a)
+    _reject("var", out, _mode_of(a), where=where, mean=mean)
     _check_dtype("var", dtype)
     if correction is not np._NoValue:
         ddof = correction
-    a = normalize(a)
     nd = np.ndim(primal(a))
     axes = tuple(range(nd)) if axis is None else _norm_axis(axis, nd)
     count = int(np.prod([np.shape(primal(a))[i] for i in axes]))
@@ -581,11 +625,28 @@ def _var(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, *,
     return np.sum(dev * dev, axis=axes, keepdims=keepdims) / max(count - ddof, 0)
 
 
-@register(np.std)
+def _safe_root(s, root):
+    """``root(s)`` with derivative 0 where ``s == 0`` (instead of ``root'(0) * 0``).
+
+    At ``s = 0`` the root's derivative is infinite while the derivative of ``s`` (a sum of
+    squares or powers) is 0; their product is NaN in reverse mode, where the infinite
+    cotangent meets the zero partial.  Both branches of ``where`` are finite and the
+    dead branch gets a zero (co)tangent, so both modes give the minimum-norm subgradient
+    0 there, and nested derivatives away from 0 are unchanged.
+    """
+    zero = primal(s) == 0
+    if not np.any(zero):
+        return root(s)
+    return np.where(zero, 0.0, root(np.where(zero, 1.0, s)))
+
+
+@_both(np.std)
 def _std(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, *,
          where=np._NoValue, mean=np._NoValue, correction=np._NoValue):
-    _reject("std", out, where=where, mean=mean)
-    return np.sqrt(_var(a, axis, dtype, None, ddof, keepdims, correction=correction))
+    a = _operand(a)
+    _reject("std", out, _mode_of(a), where=where, mean=mean)
+    return _safe_root(_var(a, axis, dtype, None, ddof, keepdims, correction=correction),
+                      np.sqrt)
 
 
 def _extreme(name, a, axis, keepdims, pick):
@@ -701,32 +762,40 @@ def _cumprod(a, axis=None, dtype=None, out=None):
     return np.concatenate(pieces, axis=ax)
 
 
-@register(np.diff)
+@_both(np.diff)
 def _diff(a, n=1, axis=-1, prepend=np._NoValue, append=np._NoValue):
-    a = normalize(a)
+    a = _operand(a)
     nd = np.ndim(primal(a))
+    if nd == 0:
+        raise ValueError("diff requires input that is at least one dimensional")
+    if n < 0:
+        raise ValueError(f"order must be non-negative but got {n!r}")
     ax = _norm_axis(axis, nd)[0]
     if prepend is not np._NoValue or append is not np._NoValue:
         shape = list(np.shape(primal(a)))
         parts = []
-        for extra in (prepend,):
-            if extra is not np._NoValue:
-                parts.append(_edge(extra, shape, ax))
+        if prepend is not np._NoValue:
+            parts.append(_edge(prepend, shape, ax))
         parts.append(a)
         if append is not np._NoValue:
             parts.append(_edge(append, shape, ax))
         a = np.concatenate(parts, axis=ax)
-    return _unary_linear(a, lambda u: np.diff(u, n, axis=ax),
-                         lambda t: np.diff(t, n, axis=ax + 1))
+    # differences of neighbouring slices, as NumPy computes them (same rounding)
+    upper = (slice(None),) * ax + (slice(1, None),)
+    lower = (slice(None),) * ax + (slice(None, -1),)
+    for _ in range(n):
+        a = a[upper] - a[lower]
+    return a
 
 
 def _edge(extra, shape, ax):
-    extra = normalize(extra)
+    extra = _operand(extra)
     if np.ndim(primal(extra)) == 0:
         shape = list(shape)
         shape[ax] = 1
-        return np.broadcast_to(extra, tuple(shape)) if tag_of((extra,)) >= 0 else \
-            np.broadcast_to(np.asarray(extra, dtype=float), tuple(shape))
+        if not is_tracer(extra):
+            extra = np.asarray(extra, dtype=float)
+        return np.broadcast_to(extra, tuple(shape))
     return extra
 
 
@@ -831,35 +900,24 @@ def _dot(a, b, out=None):
     return _bilinear(a, b, op, left, right)
 
 
-@register(np.vdot)
+@_both(np.vdot)
 def _vdot(a, b):
-    return _dot(np.ravel(normalize(a)), np.ravel(normalize(b)))
+    return np.dot(np.ravel(_operand(a)), np.ravel(_operand(b)))
 
 
-@register(np.inner)
+@_both(np.inner)
 def _inner(a, b):
-    def op(u, w):
-        if u.ndim == 0 or w.ndim == 0:
-            return u * w
-        return np.tensordot(u, w, axes=([-1], [-1]))
-
-    def left(ta, bv, av):
-        if av.ndim == 0 or bv.ndim == 0:
-            return _lead(ta, bv.ndim) * bv
-        return np.tensordot(ta, bv, axes=([-1], [-1]))
-
-    def right(av, tb, bv):
-        if av.ndim == 0 or bv.ndim == 0:
-            return av * _lead(tb, av.ndim)
-        return np.moveaxis(np.tensordot(av, tb, axes=([-1], [-1])), av.ndim - 1, 0)
-    return _bilinear(a, b, op, left, right)
+    a, b = _operand(a), _operand(b)
+    if np.ndim(primal(a)) == 0 or np.ndim(primal(b)) == 0:
+        return a * b
+    return np.tensordot(a, b, axes=([-1], [-1]))
 
 
-@register(np.outer)
+@_both(np.outer)
 def _outer(a, b, out=None):
     _reject("outer", out)
-    a = np.ravel(normalize(a))
-    b = np.ravel(normalize(b))
+    a = np.ravel(_operand(a))
+    b = np.ravel(_operand(b))
     return np.reshape(a, (-1, 1)) * np.reshape(b, (1, -1))
 
 
@@ -907,22 +965,22 @@ def _einsum(*operands, out=None, optimize=False, **kwargs):
     return wrap(value, tangent, tag)
 
 
-@register(np.linalg.norm)
+@_both(np.linalg.norm)
 def _norm(x, ord=None, axis=None, keepdims=False):
-    x = normalize(x)
+    x = _operand(x)
+    mode = _mode_of(x)
     nd = np.ndim(primal(x))
     if axis is None and ord is not None and nd == 2 and ord not in ("fro",):
         raise TypeError(unsupported_function(f"numpy.linalg.norm with ord={ord!r} for "
-                                             "matrices", _MODE))
+                                             "matrices", mode))
     if axis is not None and not np.isscalar(axis) and len(axis) == 2 and \
             ord not in (None, "fro"):
         raise TypeError(unsupported_function(f"numpy.linalg.norm with ord={ord!r} for "
-                                             "matrices", _MODE))
+                                             "matrices", mode))
     axes = tuple(range(nd)) if axis is None else _norm_axis(axis, nd)
     if ord is None or ord == "fro" or ord == 2:
-        # sqrt(sum(x*x)): at x = 0 the zero tangent of the sum annihilates sqrt'(0) =
-        # inf, so the derivative there is 0 (the minimum-norm subgradient).
-        return np.sqrt(np.sum(x * x, axis=axes, keepdims=keepdims))
+        # sqrt(sum(x*x)), with derivative 0 at x = 0 (the minimum-norm subgradient)
+        return _safe_root(np.sum(x * x, axis=axes, keepdims=keepdims), np.sqrt)
     if ord == np.inf:
         return np.max(np.abs(x), axis=axes, keepdims=keepdims)
     if ord == -np.inf:
@@ -931,15 +989,18 @@ def _norm(x, ord=None, axis=None, keepdims=False):
         return np.sum(np.abs(x), axis=axes, keepdims=keepdims)
     if ord == 0:
         return np.sum(primal(x) != 0, axis=axes, keepdims=keepdims).astype(float)
-    return np.sum(np.abs(x) ** ord, axis=axes, keepdims=keepdims) ** (1.0 / ord)
+    s = np.sum(np.abs(x) ** ord, axis=axes, keepdims=keepdims)
+    if ord > 0:
+        return _safe_root(s, lambda u: u ** (1.0 / ord))
+    return s ** (1.0 / ord)
 
 
-@register(np.polyval)
+@_both(np.polyval)
 def _polyval(p, x):
-    p = normalize(p)
-    x = normalize(x)
+    p = _operand(p)
+    x = _operand(x)
     n = np.shape(primal(p))[0]
-    y = p[0] * np.ones_like(x) if tag_of((x,)) >= 0 else p[0] + np.zeros(np.shape(x))
+    y = p[0] * np.ones_like(x) if is_tracer(x) else p[0] + np.zeros(np.shape(x))
     for i in range(1, n):
         y = y * x + p[i]
     return y

@@ -29,6 +29,22 @@ _NAMESPACE = {name: getattr(np, name) for name in FUNCTIONS}
 _NAMESPACE["where"] = np.where
 
 
+def _partial_kind(expr):
+    """How a first partial can be had without evaluating it per element.
+
+    Returns ``("const", c)``, ``("x", None)``, ``("y", None)``, ``("ans", None)`` for a
+    number, an operand or the result (add, multiply, exp...), else ``("kernel", None)``.
+    The engines use the operand or result array in place instead of computing a copy.
+    """
+    text = expr.strip()
+    if text in ("x", "y", "ans"):
+        return (text, None)
+    try:
+        return ("const", float(text))
+    except ValueError:
+        return ("kernel", None)
+
+
 class ElementwiseEntry:
     """A rule of the table with its partials compiled over NumPy.
 
@@ -42,10 +58,13 @@ class ElementwiseEntry:
         ``first[i](x, y, ans)`` is the i-th first partial.
     second : tuple of callable
         Second partials ``(dxx,)`` or ``(dxx, dxy, dyy)``, same signature.
+    kinds : tuple of (str, float or None)
+        Per first partial: ``"const"``/``"x"``/``"y"``/``"ans"`` when it is a number, an
+        operand or the result, ``"kernel"`` otherwise (see ``_partial_kind``).
     """
 
     __slots__ = ("rule", "ufunc", "first", "second", "arity", "name", "linear",
-                 "is_power")
+                 "is_power", "kinds")
 
     def __init__(self, rule):
         self.rule = rule
@@ -58,6 +77,7 @@ class ElementwiseEntry:
                             for i, e in enumerate(rule.dd))
         self.linear = "linear" in rule.flags
         self.is_power = rule.name in ("power", "float_power")
+        self.kinds = tuple(_partial_kind(e) for e in rule.d)
 
     def __repr__(self):
         return f"<ElementwiseEntry {self.name}>"

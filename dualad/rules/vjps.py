@@ -9,10 +9,17 @@ written with NumPy calls, so when the values are forward-mode tracers (forward-o
 reverse Hessian-vector products) the cotangents are tracers too and the rule nests.
 
 Functions that are compositions of other rules (``var``, ``std``, ``clip``, ``norm``,
-``polyval``, ``hstack``...) are written once in :mod:`dualad.rules.linear` in a
-mode-neutral way and registered for both modes there; this module holds the rules that
-need a transpose.  Every rule is tested for adjointness against its forward rule:
-``<u, J v> == <J^T u, v>``.
+``polyval``, ``hstack``, ``sort``, ``diff``...) are written once in
+:mod:`dualad.rules.linear` in a mode-neutral way and registered for both modes there;
+this module holds the rules that need a transpose.  Every rule is tested for adjointness
+against its forward rule: ``<u, J v> == <J^T u, v>``.
+
+Selections (``take``, ``diagonal``, ``repeat``, ``tile``, fancy indexing...) share one
+transpose: the op applied to ``arange(size)`` gives, for every output element, the flat
+input index it copies (:func:`_gather`), and the VJP adds the cotangent back there
+(:func:`_scatter_add`).  With a plain cotangent that is one ``bincount``; with a traced
+cotangent (nested derivatives) it is a gather from a padded table, so the transpose is
+itself made of differentiable NumPy calls.
 """
 
 import math
@@ -22,6 +29,7 @@ import numpy as np
 from .. import _tape
 from .._array import as_value, normalize as _normalize
 from .._errors import tracer_index
+from .linear import _resolve_order
 from .registry import register
 
 __all__ = []
@@ -95,6 +103,64 @@ def _check_dtype(name, dtype):
                         "not supported")
 
 
+def _is_plain(x):
+    """Whether a cotangent is a plain number/array (not a tracer of an enclosing level)."""
+    return type(x) is np.ndarray or isinstance(x, (float, int, np.generic))
+
+
+def _scatter_add(cot, idx, size):
+    """The transpose of a gather: ``out[j] = sum(cot[k] for k with idx[k] == j)``.
+
+    ``cot`` and ``idx`` are flat, of one length; ``idx`` holds plain flat indices into an
+    array of ``size`` elements (negative entries: output elements that copy nothing,
+    skipped).  Returns a flat array of ``size`` elements.
+    """
+    idx = np.asarray(idx, dtype=np.intp).reshape(-1)
+    keep = idx >= 0
+    if _is_plain(cot):
+        cot = np.reshape(np.asarray(cot, dtype=np.float64), (-1,))
+        if not keep.all():
+            idx, cot = idx[keep], cot[keep]
+        return np.bincount(idx, weights=cot, minlength=size).astype(np.float64)
+    # a traced cotangent: gather every element's contributions into a padded table
+    # (the pad points at an appended zero) and sum its rows; only gathers and a sum,
+    # so the level that traces the cotangent differentiates it.
+    m = idx.size
+    src = np.nonzero(keep)[0]
+    tgt = idx[keep]
+    counts = np.bincount(tgt, minlength=size)
+    width = int(counts.max()) if counts.size else 0
+    if width == 0:
+        return np.zeros(size)
+    order = np.argsort(tgt, kind="stable")
+    starts = np.cumsum(counts) - counts
+    rank = np.arange(tgt.size) - np.repeat(starts, counts)
+    table = np.full((size, width), m, dtype=np.intp)
+    table[tgt[order], rank] = src[order]
+    padded = np.concatenate([np.reshape(cot, (-1,)), np.zeros(1)])
+    if width == 1:
+        return padded[table[:, 0]]
+    return np.sum(padded[table], axis=1)
+
+
+def _gather(a, fn, zeros=False):
+    """A selection ``fn`` (each output element copies one input element, or is 0 when
+    ``zeros``): ``fn`` on the value; the transpose scatters the cotangent back."""
+    tape = _tape_of((a,))
+    value, node = _parts(a, tape)
+    out = fn(value)
+    if node < 0:
+        return out
+    shape = tuple(value.shape)
+    size = math.prod(shape)
+    off = 1 if zeros else 0  # with zeros, 0 in the probe's image means "copies nothing"
+    idx = np.asarray(fn(np.arange(off, size + off).reshape(shape))) - off
+
+    def vjp(cot):
+        return [np.reshape(_scatter_add(cot, idx, size), shape)]
+    return _tape.record(tape, out, [node], vjp)
+
+
 # -- indexing ---------------------------------------------------------------------------------
 
 def _check_key(key):
@@ -143,20 +209,26 @@ def _getitem(a, key):
     fancy = _has_fancy(key)
 
     def vjp(cot):
-        if type(cot) is np.ndarray or np.isscalar(cot):
+        if _is_plain(cot):
             z = np.zeros(shape)
             if fancy:
-                np.add.at(z, key, cot)
+                np.add.at(z, key, cot)  # repeated indices add up
             else:
                 z[key] = cot
             return [z]
-        if fancy:
-            raise TypeError("reverse mode over forward mode does not support integer-array "
-                            "indexing yet")
-        z = np.zeros_like(value) * 0.0
-        z[key] = cot
-        return [z]
+        # a traced cotangent (nested derivatives): scatter through the index map
+        size = math.prod(shape)
+        idx = np.arange(size).reshape(shape)[key]
+        return [np.reshape(_scatter_add(cot, idx, size), shape)]
     return _tape.record(tape, out, [node], vjp)
+
+
+def _lifted(base, item):
+    """``base`` as a value that can hold ``item``: a plain array receiving a tracer of an
+    enclosing level is lifted to that level first (a constant there)."""
+    if type(base) is np.ndarray and not (type(item) is np.ndarray or np.isscalar(item)):
+        return np.zeros_like(item, shape=base.shape) + base
+    return base.copy()
 
 
 @register(_tape._setitem, mode=_MODE)
@@ -167,19 +239,35 @@ def _setitem(a, key, item):
     tape = _tape_of((a, item))
     av, anode = _parts(a, tape)
     iv, inode = _parts(item, tape)
-    new = av.copy()
+    new = _lifted(av, iv)
     new[key] = iv
-    shape_i = tuple(np.shape(new[key]))
+    shape = tuple(av.shape)
+    shape_i = tuple(np.shape(_tape.primal(new)[key]))
     item_shape = tuple(iv.shape)
-    fancy = _has_fancy(key)
+    winners = None
+    if _has_fancy(key):
+        # repeated indices: the last write wins (as in NumPy), so only the item elements
+        # that survive receive the cotangent
+        probe = np.full(shape, -1, dtype=np.intp)
+        probe[key] = np.arange(math.prod(shape_i)).reshape(shape_i)
+        hit = np.zeros(math.prod(shape_i), dtype=bool)
+        hit[probe[probe >= 0]] = True
+        if not hit.all():
+            winners = hit.reshape(shape_i)
 
     def vjp(cot):
-        ca = cot.copy() if hasattr(cot, "copy") else cot
-        ca[key] = 0.0
-        ci = cot[key]
-        if fancy:
-            ci = np.asarray(ci)  # duplicates: the last write wins, as in NumPy
-        ci = _tape.unbroadcast(np.reshape(ci, shape_i), item_shape)
+        if _is_plain(cot):
+            cot = np.asarray(cot, dtype=np.float64)
+        ca = None
+        if anode >= 0:
+            ca = np.copy(cot)
+            ca[key] = 0.0
+        ci = None
+        if inode >= 0:
+            ci = np.reshape(cot[key], shape_i)
+            if winners is not None:
+                ci = np.where(winners, ci, 0.0)
+            ci = _tape.unbroadcast(ci, item_shape)
         return [ca, ci]
     return _tape.record(tape, new, [anode, inode], vjp)
 
@@ -189,16 +277,23 @@ def _setitem(a, key, item):
 @register(np.reshape, mode=_MODE)
 def _reshape(a, shape=None, order="C", *, newshape=None, copy=None):
     shape = newshape if shape is None else shape
-    if order not in ("C", "A"):
-        raise TypeError(f"numpy.reshape(order={order!r}) is not supported in reverse mode")
-    return _unary(a, lambda v: np.reshape(v, shape), lambda c, s: np.reshape(c, s))
+    if order == "A":  # layout-dependent: follows the layout of the values, as in NumPy
+        order = _resolve_order(a, order)
+    if order not in ("C", "F"):
+        raise ValueError(f"order must be one of 'C', 'F', 'A', got {order!r}")
+    return _unary(a, lambda v: np.reshape(v, shape, order=order),
+                  lambda c, s: np.reshape(c, s, order=order))
 
 
 @register(np.ravel, mode=_MODE)
 def _ravel(a, order="C"):
-    if order not in ("C", "A", "K"):
-        raise TypeError(f"numpy.ravel(order={order!r}) is not supported in reverse mode")
-    return _unary(a, lambda v: np.reshape(v, -1), lambda c, s: np.reshape(c, s))
+    if order not in ("C", "F", "A", "K"):
+        raise ValueError(f"order must be one of 'C', 'F', 'A', 'K', got {order!r}")
+    order = _resolve_order(a, order)
+    if isinstance(order, np.ndarray):  # "K" on a strided array: a fixed permutation
+        return _gather(a, lambda v: np.reshape(v, -1)[order])
+    return _unary(a, lambda v: np.reshape(v, -1, order=order),
+                  lambda c, s: np.reshape(c, s, order=order))
 
 
 @register(np.transpose, mode=_MODE)
@@ -273,12 +368,21 @@ def _concatenate(arrays, axis=0, out=None, dtype=None, casting="same_kind"):
     _check_dtype("concatenate", dtype)
 
     def split(cot, shapes):
+        # slices, not np.split: a traced cotangent (nested derivatives) slices too
         if axis is None:
-            sizes = np.cumsum([math.prod(s) for s in shapes])[:-1]
-            return [np.reshape(c, s) for c, s in zip(np.split(cot, sizes), shapes)]
+            flat = np.reshape(cot, (-1,))
+            out, start = [], 0
+            for s in shapes:
+                n = math.prod(s)
+                out.append(np.reshape(flat[start:start + n], s))
+                start += n
+            return out
         ax = axis % len(shapes[0])
-        sizes = np.cumsum([s[ax] for s in shapes])[:-1]
-        return np.split(cot, sizes, axis=ax)
+        out, start = [], 0
+        for s in shapes:
+            out.append(cot[(slice(None),) * ax + (slice(start, start + s[ax]),)])
+            start += s[ax]
+        return out
     return _joined(list(arrays), lambda vs: np.concatenate(vs, axis=axis), split)
 
 
@@ -301,6 +405,8 @@ def _where(condition, x=None, y=None):
     cond = _tape.primal(condition)
     if x is None and y is None:
         return np.where(cond)
+    if x is None or y is None:
+        raise ValueError("either both or neither of x and y should be given")
     tape = _tape_of((x, y))
     xv, xn = _parts(x, tape)
     yv, yn = _parts(y, tape)
@@ -308,10 +414,78 @@ def _where(condition, x=None, y=None):
     sx, sy = tuple(xv.shape), tuple(yv.shape)
 
     def vjp(cot):
-        zero = cot * 0.0
-        return [_tape.unbroadcast(np.where(cond, cot, zero), sx) if xn >= 0 else None,
-                _tape.unbroadcast(np.where(cond, zero, cot), sy) if yn >= 0 else None]
+        # the dead branch gets an exact zero (cot * 0 would be nan for an infinite cot)
+        return [_tape.unbroadcast(np.where(cond, cot, 0.0), sx) if xn >= 0 else None,
+                _tape.unbroadcast(np.where(cond, 0.0, cot), sy) if yn >= 0 else None]
     return _tape.record(tape, out, [xn, yn], vjp)
+
+
+def _plain_indices(name, indices):
+    if _tape.tag_of((indices,)) >= 0:
+        raise TypeError(f"numpy.{name}: indices must be plain integers, not dualad values")
+    return indices
+
+
+@register(np.take, mode=_MODE)
+def _take(a, indices, axis=None, out=None, mode="raise"):
+    _reject("take", out)
+    _plain_indices("take", indices)
+    return _gather(a, lambda v: np.take(v, indices, axis=axis, mode=mode))
+
+
+@register(np.take_along_axis, mode=_MODE)
+def _take_along_axis(arr, indices, axis=-1):
+    _plain_indices("take_along_axis", indices)
+    return _gather(arr, lambda v: np.take_along_axis(v, indices, axis))
+
+
+@register(np.diagonal, mode=_MODE)
+def _diagonal(a, offset=0, axis1=0, axis2=1):
+    return _gather(a, lambda v: np.diagonal(v, offset, axis1, axis2))
+
+
+@register(np.trace, mode=_MODE)
+def _trace(a, offset=0, axis1=0, axis2=1, dtype=None, out=None):
+    _reject("trace", out)
+    _check_dtype("trace", dtype)
+    return np.sum(_diagonal(a, offset, axis1, axis2), axis=-1)
+
+
+@register(np.diag, mode=_MODE)
+def _diag(v, k=0):
+    # 1-d: builds a matrix with zeros off the diagonal; 2-d: extracts a diagonal
+    return _gather(v, lambda u: np.diag(u, k), zeros=True)
+
+
+def _triangle(m, k, fn):
+    tape = _tape_of((m,))
+    if len(_parts(m, tape)[0].shape) < 2:
+        # a 1-d input is broadcast to a square matrix first: a selection with zeros
+        return _gather(m, lambda u: fn(u, k), zeros=True)
+    # a masked copy is its own transpose
+    return _unary(m, lambda u: fn(u, k), lambda c, s: fn(c, k))
+
+
+@register(np.triu, mode=_MODE)
+def _triu(m, k=0):
+    return _triangle(m, k, np.triu)
+
+
+@register(np.tril, mode=_MODE)
+def _tril(m, k=0):
+    return _triangle(m, k, np.tril)
+
+
+@register(np.repeat, mode=_MODE)
+def _repeat(a, repeats, axis=None):
+    _plain_indices("repeat", repeats)
+    return _gather(a, lambda v: np.repeat(v, repeats, axis=axis))
+
+
+@register(np.tile, mode=_MODE)
+def _tile(A, reps):
+    _plain_indices("tile", reps)
+    return _gather(A, lambda v: np.tile(v, reps))
 
 
 # -- reductions -------------------------------------------------------------------------------
@@ -373,6 +547,11 @@ def _min(a, axis=None, out=None, keepdims=False, initial=np._NoValue, where=np._
     return _extreme(a, axis, keepdims, np.min)
 
 
+if np.amax is not np.max:  # aliases in NumPy 2, separate functions in some versions
+    register(np.amax, mode=_MODE)(_max)
+    register(np.amin, mode=_MODE)(_min)
+
+
 @register(np.prod, mode=_MODE)
 def _prod(a, axis=None, dtype=None, out=None, keepdims=False, initial=np._NoValue,
           where=np._NoValue):
@@ -406,6 +585,60 @@ def _cumsum(a, axis=None, dtype=None, out=None):
                       lambda c, s: np.reshape(np.flip(np.cumsum(np.flip(c))), s))
     return _unary(a, lambda v: np.cumsum(v, axis=axis),
                   lambda c, s: np.flip(np.cumsum(np.flip(c, axis), axis=axis), axis))
+
+
+@register(np.cumprod, mode=_MODE)
+def _cumprod(a, axis=None, dtype=None, out=None):
+    _reject("cumprod", out)
+    _check_dtype("cumprod", dtype)
+    if axis is None:
+        a = np.ravel(a)
+        axis = 0
+    tape = _tape_of((a,))
+    value, node = _parts(a, tape)
+    ax = _norm_axes(axis, value.ndim)[0]
+    y = np.cumprod(value, axis=ax)
+    if node < 0:
+        return y
+    plain = _tape.primal(value)
+    zero = plain == 0
+    n = plain.shape[ax]
+
+    def rcumsum(u):
+        return np.flip(np.cumsum(np.flip(u, ax), axis=ax), ax)
+
+    if not zero.any():
+        # y_j = prod_{i<=j} a_i, so  g_i = sum_{j>=i} c_j y_j / a_i
+        def vjp(cot):
+            return [rcumsum(cot * y) / value]
+        return _tape.record(tape, y, [node], vjp)
+    # With zeros, no division by them.  Let z be a lane's first zero.  For i < z the
+    # formula above holds (y_j = 0 for j >= z drops those terms, and a_i != 0); for
+    # i = z, d y_j / d a_z = prod_{k<=j, k!=z} a_k, the cumulative product with a_z
+    # replaced by 1; for i > z every term holds the factor a_z = 0.
+    before = np.cumsum(zero, axis=ax) == 0
+    first = zero & (np.cumsum(zero, axis=ax) == 1)
+    safe = np.where(before, value, 1.0)
+    y_skip = np.cumprod(np.where(first, 1.0, value), axis=ax)
+    del n
+
+    def vjp(cot):
+        g_before = np.where(before, rcumsum(cot * y) / safe, 0.0)
+        g_first = np.where(first, rcumsum(cot * y_skip), 0.0)
+        return [g_before + g_first]
+    return _tape.record(tape, y, [node], vjp)
+
+
+@register(np.round, mode=_MODE)
+def _round(a, decimals=0, out=None):
+    _reject("round", out)
+    tape = _tape_of((a,))
+    value, node = _parts(a, tape)
+    if node < 0:
+        return np.round(value, decimals)
+    # piecewise constant: derivative 0; a traced constant, so item assignment into the
+    # result still records
+    return _tape.constant(tape, np.round(value, decimals))
 
 
 # -- products --------------------------------------------------------------------------------
@@ -523,49 +756,89 @@ def _dot(a, b, out=None):
 _LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
 
+def _einsum_explicit(spec, ndims):
+    """Subscripts without ``...`` and with an explicit output, for operands of ``ndims``.
+
+    The ellipsis stands for the broadcast axes, aligned on the right across operands;
+    it becomes fresh letters.  An implicit output is NumPy's: the ellipsis axes, then
+    the letters that occur once, in alphabetical (ASCII) order.
+    """
+    if "->" in spec:
+        ins, out = spec.split("->")
+    else:
+        ins, out = spec, None
+    in_specs = ins.split(",")
+    if len(in_specs) != len(ndims):
+        raise ValueError("numpy.einsum: the subscripts do not match the operands")
+    used = set(spec)
+    free = [c for c in _LETTERS if c not in used]
+    nell = max([nd - (len(s) - 3) for s, nd in zip(in_specs, ndims) if "..." in s],
+               default=0)
+    if nell > len(free):
+        raise ValueError("numpy.einsum: too many axes for the subscript letters")
+    ell = "".join(free[:nell])
+    specs = []
+    for s, nd in zip(in_specs, ndims):
+        if "..." in s:
+            k = nd - (len(s) - 3)
+            s = s.replace("...", ell[nell - k:] if k > 0 else "")
+        specs.append(s)
+    if out is None:
+        letters = ins.replace(",", "").replace(".", "")
+        out = ell + "".join(sorted(c for c in set(letters) if letters.count(c) == 1))
+    else:
+        out = out.replace("...", ell)
+    return specs, out
+
+
 @register(np.einsum, mode=_MODE)
 def _einsum(*operands, out=None, optimize=False, **kwargs):
-    _reject("einsum", out)
+    _reject("einsum", out, **{k: v for k, v in kwargs.items()
+                             if k not in ("dtype", "order", "casting")})
+    _check_dtype("einsum", kwargs.get("dtype"))
     if not operands or not isinstance(operands[0], str):
         raise TypeError("numpy.einsum: dualad supports the subscripts-string form only")
     spec = operands[0].replace(" ", "")
-    if "..." in spec:
-        raise TypeError("numpy.einsum with '...' is not supported in reverse mode yet")
     args = operands[1:]
-    if "->" in spec:
-        ins, out_spec = spec.split("->")
-    else:
-        ins = spec
-        letters = ins.replace(",", "")
-        out_spec = "".join(sorted(c for c in set(letters) if letters.count(c) == 1))
-    in_specs = ins.split(",")
     tape = _tape_of(args)
     parts = [_parts(x, tape) for x in args]
     values = [p[0] for p in parts]
     nodes = [p[1] for p in parts]
-    out_value = np.einsum(f"{ins}->{out_spec}", *values, optimize=optimize)
+    in_specs, out_spec = _einsum_explicit(spec, [v.ndim for v in values])
+    out_value = np.einsum(f"{','.join(in_specs)}->{out_spec}", *values, optimize=optimize)
     sizes = {}
     for s, v in zip(in_specs, values):
         for c, n in zip(s, v.shape):
-            sizes[c] = n
+            sizes[c] = max(sizes.get(c, 1), n)  # size-1 axes broadcast
+    spare = [c for c in _LETTERS if c not in "".join(in_specs) + out_spec]
+
+    def grad(i, cot):
+        # d out / d operand_i: the einsum of the cotangent with the other operands.
+        # A letter repeated within operand i (a diagonal, "ii") gets a fresh letter per
+        # extra occurrence, tied to the first by an identity matrix; a letter only
+        # operand i has (summed over) is broadcast with ones.
+        s = in_specs[i]
+        target, eyes, fresh = [], [], iter(spare)
+        for c in s:
+            if c in target:
+                f = next(fresh)
+                eyes.append((c + f, np.eye(sizes[c])))
+                target.append(f)
+            else:
+                target.append(c)
+        target = "".join(target)
+        others = [in_specs[j] for j in range(len(in_specs)) if j != i]
+        ops = [values[j] for j in range(len(values)) if j != i]
+        present = set(out_spec) | set("".join(others)) | set("".join(e for e, _ in eyes))
+        missing = [c for c in dict.fromkeys(s) if c not in present]
+        subs = [out_spec] + others + [e for e, _ in eyes] + missing
+        res = np.einsum(",".join(subs) + "->" + target, cot, *ops,
+                        *[m for _, m in eyes], *[np.ones(sizes[c]) for c in missing],
+                        optimize=optimize)
+        return _tape.unbroadcast(res, tuple(values[i].shape))
 
     def vjp(cot):
-        cots = []
-        for i, s in enumerate(in_specs):
-            if nodes[i] < 0:
-                cots.append(None)
-                continue
-            if len(set(s)) != len(s):
-                raise TypeError("numpy.einsum with a repeated index in one operand is not "
-                                "supported in reverse mode yet")
-            others = [in_specs[j] for j in range(len(in_specs)) if j != i]
-            ops = [values[j] for j in range(len(values)) if j != i]
-            present = set(out_spec) | set("".join(others))
-            missing = [c for c in s if c not in present]
-            ones = [np.ones(sizes[c]) for c in missing]
-            sub = ",".join([out_spec] + others + missing) + "->" + s
-            cots.append(np.einsum(sub, cot, *ops, *ones, optimize=optimize))
-        return cots
+        return [grad(i, cot) if nodes[i] >= 0 else None for i in range(len(in_specs))]
     return _tape.record(tape, out_value, nodes, vjp)
 
 
