@@ -432,6 +432,11 @@ def _elementwise(Tape tape, entry, tuple inputs):
 # vectorized loop and the partials used in place.  The node keeps the partial arrays;
 # its VJP is one multiplication per operand.
 
+# Above this many elements the value and non-trivial partials come from NumPy (see
+# _fast_elementwise); below it one C pass over the rule's kernel is cheaper.
+cdef Py_ssize_t VECTOR_MIN = 128
+
+
 @cython.final
 cdef class _ElemVJP:
     """VJP of a fast elementwise node: the cotangent times the stored partials."""
@@ -563,7 +568,40 @@ cdef object _fast_elementwise(Tape tape, object ufunc, tuple inputs):
             kernel = True
     cdef _ElemVJP f = _ElemVJP.__new__(_ElemVJP)
     cdef bint finite
-    if kernel:
+    if kernel and n >= VECTOR_MIN:
+        # large arrays: NumPy's vectorized loops for the value and the table's partial
+        # expressions beat one kernel call per element (x ** 2.0: 3.7 vs ~1 ns each)
+        with np.errstate(all="ignore"):
+            ans = np.asarray(ufunc(*vals[:nin]), dtype=np.float64)
+            parts = []
+            for j in range(2):
+                if j >= nin or not (which >> j) & 1:
+                    parts.append(None)
+                    continue
+                kind, c = kinds[j]
+                if kind == "const":
+                    d = float(c)
+                elif kind == "x":
+                    d = vals[0]
+                elif kind == "y":
+                    d = vals[1]
+                elif kind == "ans":
+                    d = ans
+                else:
+                    d = entry.first[j](vals[0], vals[1] if nin > 1 else None, ans)
+                    if j == 1 and powfix:
+                        d = np.where(ans == 0.0, 0.0, d)  # zero base: no 0 * log(0)
+                    if type(d) is not NDARRAY or d.shape != shape:
+                        d = np.broadcast_to(d, shape)
+                    d = np.ascontiguousarray(d, dtype=np.float64)
+                if type(d) is not float and type(d) is not NDARRAY:
+                    d = float(d)
+                parts.append(d)
+        finite = _finite(parts[0]) if parts[0] is not None else True
+        if parts[1] is not None and not _finite(parts[1]):
+            finite = False
+        f.d0, f.d1, f.careful = parts[0], parts[1], not finite
+    elif kernel:
         ans = np.empty(shape)
         d0 = np.empty(shape) if which & 1 else None
         d1 = np.empty(shape) if which & 2 else None
