@@ -22,6 +22,7 @@ _check_build()
 from ._scalar import Dual, HyperDual  # noqa: E402
 from ._array import DualArray  # noqa: E402
 from .rules import linear as _linear  # noqa: E402,F401  (registers the NumPy functions)
+from .rules import linalg as _linalg  # noqa: E402,F401  (registers numpy.linalg, both modes)
 from .rules.registry import defrule  # noqa: E402
 from .api import derivative, jvp, vjp, jacobian, grad, value_and_grad  # noqa: E402
 from .pytree import ravel  # noqa: E402

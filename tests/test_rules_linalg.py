@@ -33,7 +33,7 @@ ATOL_MODES = 1e-12
 PAIRS = [("forward", "reverse"), ("reverse", "reverse"), ("reverse", "forward")]
 
 
-# -- points ---------------------------------------------------------------------------------
+# -- points --------------------------------------------------------------------------------
 
 def _orthogonal(rng, shape):
     q, r = np.linalg.qr(rng.standard_normal(shape))
@@ -42,14 +42,13 @@ def _orthogonal(rng, shape):
 
 def well(rng, shape):
     """A general matrix (stack) with singular values in [1, 3] and a random det sign."""
-    n = shape[-1]
     s = rng.uniform(1.0, 3.0, shape[:-1])
     return (_orthogonal(rng, shape) * s[..., None, :]) @ np.swapaxes(
         _orthogonal(rng, shape), -1, -2)
 
 
 def spd(rng, shape):
-    """An SPD matrix (stack) with eigenvalues spread over [1, 4] (gaps >= 0.5 for n <= 5)."""
+    """An SPD matrix (stack), eigenvalues spread over [1, 4] (gaps >= 0.5 for n <= 5)."""
     n = shape[-1]
     lam = np.linspace(1.0, 4.0, n) + rng.uniform(-0.1, 0.1, shape[:-1])
     q = _orthogonal(rng, shape)
@@ -75,8 +74,9 @@ def _solve_both(rng):
 
 
 CASES = {
-    "solve-a": lambda rng: ((lambda a, b=rng.standard_normal((3, 2)): np.linalg.solve(a, b)),
-                            well(rng, (3, 3))),
+    "solve-a": lambda rng: (
+        (lambda a, b=rng.standard_normal((3, 2)): np.linalg.solve(a, b)),
+        well(rng, (3, 3))),
     "solve-b": lambda rng: ((lambda b, a=well(rng, (3, 3)): np.linalg.solve(a, b)),
                             rng.standard_normal((3, 2))),
     "solve-b-vector": lambda rng: ((lambda b, a=well(rng, (3, 3)): np.linalg.solve(a, b)),
@@ -106,7 +106,8 @@ CASES = {
     "cholesky-upper": lambda rng: ((lambda a: np.linalg.cholesky(a, upper=True)),
                                    spd(rng, (4, 4))),
     "cholesky-stacked": lambda rng: (np.linalg.cholesky, spd(rng, (2, 3, 3))),
-    "eigh-values": lambda rng: ((lambda a: np.linalg.eigh(a).eigenvalues), spd(rng, (4, 4))),
+    "eigh-values": lambda rng: ((lambda a: np.linalg.eigh(a).eigenvalues),
+                                spd(rng, (4, 4))),
     "eigh-values-upper": lambda rng: ((lambda a: np.linalg.eigh(a, UPLO="U")[0]),
                                       spd(rng, (4, 4))),
     "eigh-vectors": lambda rng: ((lambda a: fix_signs(np.linalg.eigh(a)[1])),
@@ -125,7 +126,7 @@ def _case(name, rng):
     return f, np.asarray(x, dtype=float)
 
 
-# -- first order ----------------------------------------------------------------------------
+# -- first order ---------------------------------------------------------------------------
 
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("name", list(CASES))
@@ -163,7 +164,7 @@ def test_adjoint_identity(name, rng):
     assert_allclose(lhs, rhs, rtol=RTOL_MODES, err_msg=f"{name}: <u, Jv> vs <J^T u, v>")
 
 
-# -- second order ---------------------------------------------------------------------------
+# -- second order --------------------------------------------------------------------------
 
 def _weights(shape):
     return np.cos(np.arange(1, 1 + int(np.prod(shape))) * 0.7).reshape(shape)
@@ -182,8 +183,9 @@ SECOND_ORDER = {
                 lambda rng: well(rng, (2, 3, 3))),
     "cholesky": (lambda x: np.sum(_weights((3, 3)) * np.linalg.cholesky(x)),
                  lambda rng: spd(rng, (3, 3))),
-    "cholesky-upper": (lambda x: np.sum(_weights((3, 3)) * np.linalg.cholesky(x, upper=True)),
-                       lambda rng: spd(rng, (3, 3))),
+    "cholesky-upper": (
+        lambda x: np.sum(_weights((3, 3)) * np.linalg.cholesky(x, upper=True)),
+        lambda rng: spd(rng, (3, 3))),
     "eigh-values": (lambda x: np.sum(_weights(3) * np.linalg.eigh(x)[0] ** 2),
                     lambda rng: spd(rng, (3, 3))),
     "eigh-vectors": (lambda x: np.sum(_weights((3, 3)) * fix_signs(np.linalg.eigh(x)[1])),
@@ -221,7 +223,7 @@ def test_hessian_nested_modes_agree(name, outer, inner, hessians):
                     err_msg=f"{name}: {outer}-over-{inner} vs forward-over-forward")
 
 
-# -- det at singular matrices: Leibniz's formula as the oracle ------------------------------
+# -- det at singular matrices: Leibniz's formula as the oracle -----------------------------
 
 def _leibniz_det3(a):
     """det of a 3x3 matrix with products and sums only (no linalg rule involved)."""
@@ -244,7 +246,7 @@ def test_det_at_singular_matrix_is_the_cofactor(point, mode):
                     err_msg=f"det Hessian at a singular matrix ({mode}-over-reverse)")
 
 
-# -- slogdet: the sign and singular matrices --------------------------------------------------
+# -- slogdet: the sign and singular matrices -----------------------------------------------
 
 @pytest.mark.parametrize("mode", MODES)
 def test_slogdet_sign_is_a_plain_constant(mode, rng):
@@ -302,14 +304,16 @@ def test_unread_triangle_has_zero_derivative(name, mode, rng):
 @pytest.mark.parametrize("upper", [False, True], ids=["L", "U"])
 def test_eigh_read_triangle_counts_both_symmetric_entries(upper, mode, rng):
     """With G = V diag(dphi/dw) V^T (the symmetric-input gradient of JAX or PyTorch), the
-    read triangle's off-diagonal entries get 2 G_ij (as S_ij and S_ji), the diagonal G_ii."""
+    read triangle's off-diagonal entries get 2 G_ij (as S_ij and S_ji), the diagonal
+    G_ii."""
     c = _weights(3)
     x = spd(rng, (3, 3))
     # garbage in the unread triangle: NumPy ignores it, and so must the derivative
     x = x + (np.tril(rng.standard_normal((3, 3)), -1) if upper
              else np.triu(rng.standard_normal((3, 3)), 1))
     uplo = "U" if upper else "L"
-    g = dualad.grad(lambda a: np.sum(c * np.linalg.eigh(a, UPLO=uplo)[0] ** 3), mode=mode)(x)
+    g = dualad.grad(lambda a: np.sum(c * np.linalg.eigh(a, UPLO=uplo)[0] ** 3),
+                    mode=mode)(x)
     w, v = np.linalg.eigh(x, UPLO=uplo)
     sym = (v * (3 * c * w ** 2)) @ v.T
     tri = np.triu if upper else np.tril
@@ -317,7 +321,7 @@ def test_eigh_read_triangle_counts_both_symmetric_entries(upper, mode, rng):
                     err_msg=f"eigh UPLO={uplo} ({mode})")
 
 
-# -- eigh at a repeated eigenvalue --------------------------------------------------------------
+# -- eigh at a repeated eigenvalue ---------------------------------------------------------
 
 @pytest.mark.parametrize("mode", MODES)
 def test_eigenvalues_at_repeated_eigenvalue(mode):
@@ -340,7 +344,28 @@ def test_eigenvectors_at_repeated_eigenvalue_are_nan_where_coupled():
     assert np.all(np.isfinite(jac[:, 2]))
 
 
-# -- errors ------------------------------------------------------------------------------------
+def _projector_objective(a):
+    """A function of the eigenspace of the two smallest eigenvalues only (smooth while
+    that pair stays apart from the third eigenvalue, even when the pair is degenerate)."""
+    v = np.linalg.eigh(a)[1][..., :2]
+    return np.sum(_weights((3, 3)) * (v @ np.swapaxes(v, -1, -2)))
+
+
+@pytest.mark.parametrize("rotated", [False, True], ids=["diagonal", "rotated"])
+def test_reverse_eigenvectors_invariant_use_of_degenerate_pair(rotated, rng):
+    """Reverse mode keeps only the part of Vᵀ gV that F can act on (its antisymmetric
+    part); a cotangent that does not rotate the degenerate pair then gives the exact
+    gradient instead of 0 * inf."""
+    x = np.diag([2.0, 2.0, 3.0])
+    if rotated:   # the pair is then equal only up to rounding: F ~ 1e15
+        q = _orthogonal(rng, (3, 3))
+        x = q @ x @ q.T
+    g = dualad.grad(_projector_objective, mode="reverse")(x)
+    assert_allclose(g, fd_jacobian(_projector_objective, x), rtol=RTOL_FD, atol=ATOL_FD,
+                    err_msg=f"projector gradient at a repeated eigenvalue ({rotated=})")
+
+
+# -- errors --------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("call", [

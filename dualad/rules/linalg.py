@@ -17,11 +17,13 @@ broadcasting of the batch axes in ``solve``; reverse rules undo that broadcastin
 
 Formulas (``S`` is the symmetric matrix LAPACK actually reads, see below):
 
-* ``X = solve(A, B)``:   ``dX = solve(A, dB - dA X)``;  ``gB = solve(Aᵀ, gX)``, ``gA = -gB Xᵀ``.
+* ``X = solve(A, B)``:   ``dX = solve(A, dB - dA X)``;  ``gB = solve(Aᵀ, gX)``,
+  ``gA = -gB Xᵀ``.
 * ``Y = inv(A)``:        ``dY = -Y dA Y``;              ``gA = -Yᵀ gY Yᵀ``.
 * ``d = det(A)``:        ``dd = d tr(solve(A, dA))``;   ``gA = solve(Aᵀ, g d I)``.  At an
   exactly singular matrix (``d == 0``, where ``A⁻¹`` does not exist but the derivative
-  does) both use the cofactor matrix instead: ``dd = <C, dA>``, ``gA = g C``.
+  does) both use the cofactor matrix instead: ``dd = <C, dA>``, ``gA = g C`` (from the
+  SVD for a plain matrix; from the minors, which differentiate again, for a tracer).
 * ``(s, l) = slogdet(A)``: ``dl = tr(solve(A, dA))``;  ``gA = solve(Aᵀ, g I)``.  The sign
   is returned as a plain constant (its derivative is zero wherever it is defined).  At a
   singular matrix (``s == 0``, ``l = -inf``) ``l`` has no derivative: the tangent or
@@ -30,7 +32,10 @@ Formulas (``S`` is the symmetric matrix LAPACK actually reads, see below):
   halved (Murray 2016, arXiv:1602.07527); ``gS = L⁻ᵀ Φ(Lᵀ gL) L⁻¹``.  All products with
   ``L⁻¹`` are solves.  ``upper=True`` returns ``U = Lᵀ`` of the upper-triangle matrix.
 * ``(w, V) = eigh(A)``:  ``dw = diag(Vᵀ dS V)``, ``dV = V (F ∘ Vᵀ dS V)`` with
-  ``F_ij = 1 / (w_j - w_i)`` (``F_ii = 0``); ``gS = V (diag(gw) + F ∘ Vᵀ gV) Vᵀ``.
+  ``F_ij = 1 / (w_j - w_i)`` (``F_ii = 0``); ``gS = V (diag(gw) + F ∘ Q) Vᵀ`` with
+  ``Q = (Vᵀ gV - gVᵀ V) / 2``: F is antisymmetric, so only Q's antisymmetric part reaches
+  ``A``; dropping the rest before multiplying by F keeps ``0 · 1/gap`` out of the result
+  when the eigenvalues nearly coincide and the cotangent does not rotate them.
 
 Conventions:
 
@@ -46,11 +51,14 @@ Conventions:
 * **eigh assumes distinct eigenvalues.**  Eigenvectors are not differentiable (not even
   unique) at a repeated eigenvalue: entries of ``F`` for exactly equal eigenvalues give
   NaN in the eigenvector tangent/gradient wherever the tangent or cotangent couples the
-  two eigenvectors, and 0 where it does not.  Eigenvalue derivatives stay finite
-  (``diag(Vᵀ dS V)``, exact for symmetric functions of the eigenvalues such as their sum);
-  in reverse mode an unused eigenvector output costs and contributes nothing.  The
-  eigenvector derivative keeps NumPy's normalisation (unit columns, ``Vᵀ dV``
-  antisymmetric): a caller who fixes signs should do it with a piecewise-constant rule.
+  two eigenvectors (forward: ``Vᵀ dS V``; reverse: the antisymmetric ``Q`` above, so a
+  function of the eigenspace of a repeated eigenvalue, such as its projector, keeps an
+  exact gradient in reverse mode), and 0 where it does not.  Eigenvalue derivatives stay
+  finite (``diag(Vᵀ dS V)``, exact for symmetric functions of the eigenvalues such as
+  their sum); in reverse mode an unused eigenvector output costs and contributes
+  nothing.  The eigenvector derivative keeps NumPy's normalisation (unit columns,
+  ``Vᵀ dV`` antisymmetric): a caller who fixes signs should do it with a
+  piecewise-constant rule.
 """
 
 import functools
@@ -69,7 +77,7 @@ _SlogdetResult = type(np.linalg.slogdet(np.eye(1)))
 _EighResult = type(np.linalg.eigh(np.eye(1)))
 
 
-# -- shared helpers (NumPy ops only: they run on tracers of any level) ----------------------
+# -- shared helpers (NumPy ops only: they run on tracers of any level) ---------------------
 
 class _Masks:
     """Constant 0/1 (float) masks of an n x n matrix; read-only arrays."""
@@ -141,7 +149,7 @@ def _sym_read(t, upper):
     """The symmetric matrix LAPACK reads from ``t``: one triangle mirrored (linear)."""
     m = _masks(_shape(t)[-1])
     if upper:
-        return t * m.low + _mT(t * m.slow)
+        return t * m.up + _mT(t * m.sup)
     return t * m.low + _mT(t * m.slow)
 
 
@@ -161,12 +169,23 @@ def _identity_rhs(scale, n):
 def _cofactor(a):
     """The cofactor matrix ``C_ij = (-1)^(i+j) det(minor_ij)`` (``adj(A) = Cᵀ``).
 
-    Used by ``det`` at exactly singular matrices, where ``det(A) A⁻ᵀ`` cannot be formed;
-    it is a polynomial in ``a`` written with indexing and ``det``, so it nests.
+    Used by ``det`` at exactly singular matrices, where ``det(A) A⁻ᵀ`` cannot be formed.
+    A plain matrix takes the SVD ``A = U S Vᵀ``: ``C = det(U) det(V) U adj(S) Vᵀ`` with
+    ``adj(S)_ii = prod_{j != i} s_j`` (O(n³), any rank).  A tracer (a derivative of the
+    derivative at a singular matrix) takes the minors, a polynomial written with indexing
+    and ``det`` that differentiates again; it holds n⁴ numbers per matrix.
     """
     n = _shape(a)[-1]
     if n == 1:
         return np.ones(_shape(a))
+    if type(a) is np.ndarray:
+        u, s, vt = np.linalg.svd(a)
+        ones = np.ones(s.shape[:-1] + (1,))
+        left = np.cumprod(np.concatenate([ones, s[..., :-1]], axis=-1), axis=-1)
+        right = np.cumprod(np.concatenate([ones, s[..., :0:-1]], axis=-1), axis=-1)
+        right = right[..., ::-1]                      # prod_{j > i} s_j
+        orient = np.linalg.det(u) * np.linalg.det(vt)
+        return (u * (left * right * orient[..., None])[..., None, :]) @ vt
     keep = np.array([[j for j in range(n) if j != i] for i in range(n)], dtype=np.intp)
     rows = keep[:, None, :, None]                   # (n, 1, n-1, 1)
     cols = keep[None, :, None, :]                   # (1, n, 1, n-1)
@@ -207,7 +226,7 @@ def _upper_flag(name, uplo):
     return uplo.upper() == "U"
 
 
-# -- forward mode ------------------------------------------------------------------------------
+# -- forward mode --------------------------------------------------------------------------
 
 def _fsplit(name, *objs):
     """``(tag, [(value, tangent), ...])`` of the operands at the newest level among them."""
@@ -312,7 +331,7 @@ def _eigh(a, UPLO="L"):
     return _EighResult(wrap(w, tw, tag), wrap(v, tv, tag))
 
 
-# -- reverse mode ------------------------------------------------------------------------------
+# -- reverse mode --------------------------------------------------------------------------
 
 _REV = "reverse"
 
