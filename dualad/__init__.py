@@ -28,6 +28,7 @@ from .api import derivative, jvp, vjp, jacobian, grad, value_and_grad  # noqa: E
 from .pytree import ravel  # noqa: E402
 from .forward import CHUNK_THRESHOLD  # noqa: E402
 from ._version import __version__  # noqa: E402
+from . import special  # noqa: E402,F401  (dualad.special: logsumexp, softmax...)
 
 __all__ = ["Dual", "HyperDual", "DualArray", "derivative", "jvp", "vjp", "jacobian", "grad",
            "value_and_grad", "ravel", "defrule", "CHUNK_THRESHOLD", "__version__"]

@@ -28,14 +28,14 @@ def _median_time(fn, repeat=7, min_time=0.05):
 def build_info():
     """Return a dict describing this installation of dualad."""
     import dualad
-    from dualad import _array, _scalar
+    from dualad import _array, _scalar, _tape
     from dualad.rules._elementwise import RULES
     return {
         "dualad": dualad.__version__,
         "python": platform.python_version(),
         "numpy": np.__version__,
         "platform": platform.platform(),
-        "compiled core": ", ".join(m.__file__ for m in (_scalar, _array)),
+        "compiled core": ", ".join(m.__file__ for m in (_scalar, _array, _tape)),
         "elementwise rules": str(len(RULES)),
         "chunk threshold": str(dualad.CHUNK_THRESHOLD),
     }

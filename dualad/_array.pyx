@@ -33,6 +33,8 @@ from libc.stdlib cimport malloc, free
 
 import numpy as np
 
+from dualad.rules._elementwise import ufunc_of
+
 from dualad._scalar cimport Dual, HyperDual, _new_dual
 from dualad._kernels cimport (unary_kernel, binary_kernel, fill_tables, unary_names,
                               binary_names, N_UNARY, N_BINARY)
@@ -59,13 +61,13 @@ cdef binary_kernel B1X[N_BINARY]
 cdef binary_kernel B1Y[N_BINARY]
 fill_tables(U1, U2, B1, B2, B1X, B1Y)
 
-cdef dict UNARY_INDEX = {getattr(np, n): i for i, n in enumerate(unary_names())}
-cdef dict BINARY_INDEX = {getattr(np, n): i for i, n in enumerate(binary_names())}
+cdef dict UNARY_INDEX = {ufunc_of(n): i for i, n in enumerate(unary_names())}
+cdef dict BINARY_INDEX = {ufunc_of(n): i for i, n in enumerate(binary_names())}
 cdef set POWER_UFUNCS = {np.power, np.float_power}
 cdef dict ELEMENTWISE = _registry.ELEMENTWISE
 cdef frozenset BOOLEAN = _registry.BOOLEAN
-cdef list UNARY_UFUNCS = [getattr(np, n) for n in unary_names()]
-cdef list BINARY_UFUNCS = [getattr(np, n) for n in binary_names()]
+cdef list UNARY_UFUNCS = [ufunc_of(n) for n in unary_names()]
+cdef list BINARY_UFUNCS = [ufunc_of(n) for n in binary_names()]
 cdef type NDARRAY = np.ndarray
 
 _MODE = "forward"
@@ -80,7 +82,9 @@ _ACCUMULATE_AS = {np.add: np.cumsum, np.multiply: np.cumprod}
 # has no tangent (NULL).  A zero tangent annihilates (0 * inf = 0).
 
 cdef inline double _scale(double d, double t) noexcept nogil:
-    if t == 0.0:
+    # a zero on either side annihilates: a zero tangent meets an infinite partial
+    # (masked branches), a zero partial an infinite tangent (a 0/1 mask times sqrt(0))
+    if t == 0.0 or d == 0.0:
         return 0.0
     return d * t
 
@@ -134,6 +138,15 @@ cdef void _lane_axpy(double* o, const double* d, Py_ssize_t ds, const double* t,
                 o[i] = o[i] + c
 
 
+cdef bint _maybe_nan(const double* p, Py_ssize_t n) noexcept nogil:
+    """True if some p[i] is nan (or inf: a false alarm only costs a careful redo)."""
+    cdef Py_ssize_t i
+    cdef double acc = 0.0
+    for i in range(n):
+        acc = acc + (p[i] - p[i])  # vectorizes; nan for nan and inf
+    return acc != 0.0
+
+
 cdef int _loop_unary(unary_kernel kern, const double* v, const double* t, Py_ssize_t tls,
                      double* ov, double* ot, Py_ssize_t n, Py_ssize_t k) noexcept nogil:
     """Phase 1: values and partials (one kernel call per element); phase 2: lanes."""
@@ -150,6 +163,9 @@ cdef int _loop_unary(unary_kernel kern, const double* v, const double* t, Py_ssi
         careful = careful or not isfinite(out[1])
     for l in range(k):
         _lane_axpy(ot + l * n, d, 1, t + l * tls, 1, n, True, careful)
+    if not careful and _maybe_nan(ot, k * n):
+        for l in range(k):  # an infinite tangent met a zero partial: redo carefully
+            _lane_axpy(ot + l * n, d, 1, t + l * tls, 1, n, True, True)
     free(d)
     return 0
 
@@ -173,13 +189,17 @@ cdef int _loop_binary(binary_kernel kern, bint powfix,
         dx[i] = out[1]
         dy[i] = out[2]
         careful = careful or not (isfinite(out[1]) and isfinite(out[2]))
-    for l in range(k):
-        if xt != NULL:
-            _lane_axpy(ot + l * n, dx, 1, xt + l * xls, xs, n, True, careful)
-            if yt != NULL:
-                _lane_axpy(ot + l * n, dy, 1, yt + l * yls, ys, n, False, careful)
-        else:
-            _lane_axpy(ot + l * n, dy, 1, yt + l * yls, ys, n, True, careful)
+    while True:
+        for l in range(k):
+            if xt != NULL:
+                _lane_axpy(ot + l * n, dx, 1, xt + l * xls, xs, n, True, careful)
+                if yt != NULL:
+                    _lane_axpy(ot + l * n, dy, 1, yt + l * yls, ys, n, False, careful)
+            else:
+                _lane_axpy(ot + l * n, dy, 1, yt + l * yls, ys, n, True, careful)
+        if careful or not _maybe_nan(ot, k * n):
+            break
+        careful = True  # an infinite tangent met a zero partial: redo carefully
     free(dx)
     return 0
 
@@ -335,11 +355,11 @@ cdef Partial _describe(tuple kind):
 cdef Partial PARTIALS_U[N_UNARY][2]
 cdef Partial PARTIALS_B[N_BINARY][2]
 for _i, _n in enumerate(unary_names()):
-    PARTIALS_U[_i][0] = _describe(ELEMENTWISE[getattr(np, _n)].kinds[0])
+    PARTIALS_U[_i][0] = _describe(ELEMENTWISE[ufunc_of(_n)].kinds[0])
     PARTIALS_U[_i][1] = _describe(("const", 0.0))
 for _i, _n in enumerate(binary_names()):
-    PARTIALS_B[_i][0] = _describe(ELEMENTWISE[getattr(np, _n)].kinds[0])
-    PARTIALS_B[_i][1] = _describe(ELEMENTWISE[getattr(np, _n)].kinds[1])
+    PARTIALS_B[_i][0] = _describe(ELEMENTWISE[ufunc_of(_n)].kinds[0])
+    PARTIALS_B[_i][1] = _describe(ELEMENTWISE[ufunc_of(_n)].kinds[1])
 
 
 cdef inline bint _trivial(Partial* desc, bint x_traced, bint y_traced) noexcept:
@@ -368,16 +388,20 @@ cdef int _lanes_from_partials(const double** dp, Py_ssize_t* dst, Operand* ox,
         careful = not _all_finite(dp[0], dst[0], n)
     if oy.t != NULL:
         careful = careful or not _all_finite(dp[1], dst[1], n)
-    for l in range(k):
-        if ox.t != NULL:
-            _lane_axpy(ot + l * n, dp[0], dst[0], ox.t + l * ox.tls, ox.vs, n, True, careful)
-            if oy.t != NULL:
-                _lane_axpy(ot + l * n, dp[1], dst[1], oy.t + l * oy.tls, oy.vs, n, False,
+    while True:
+        for l in range(k):
+            if ox.t != NULL:
+                _lane_axpy(ot + l * n, dp[0], dst[0], ox.t + l * ox.tls, ox.vs, n, True,
                            careful)
-        else:
-            _lane_axpy(ot + l * n, dp[1], dst[1], oy.t + l * oy.tls, oy.vs, n, True,
-                       careful)
-    return 0
+                if oy.t != NULL:
+                    _lane_axpy(ot + l * n, dp[1], dst[1], oy.t + l * oy.tls, oy.vs, n,
+                               False, careful)
+            else:
+                _lane_axpy(ot + l * n, dp[1], dst[1], oy.t + l * oy.tls, oy.vs, n, True,
+                           careful)
+        if careful or not _maybe_nan(ot, k * n):
+            return 0
+        careful = True  # an infinite tangent met a zero partial somewhere: redo carefully
 
 
 cdef object _vector_path(object ufunc, Partial* desc, Operand* ox, Operand* oy,
@@ -820,26 +844,23 @@ cdef object _pad(object t, Py_ssize_t ndim):
 
 
 cpdef object scale(object d, object t):
-    """``d * t`` where a zero tangent annihilates an infinite or nan partial."""
-    if type(t) is not NDARRAY:
+    """``d * t`` (broadcasting) where a zero on either side annihilates the other factor,
+    even an infinite or nan one (DESIGN.md: 0 * inf = 0).  Tracers multiply as usual."""
+    if is_tracer(d) or is_tracer(t):
         return d * t
-    if isinstance(d, (float, int)):
+    if isinstance(d, (float, int)) and type(t) is NDARRAY:
         if d == 0.0:
             return np.zeros(t.shape)
         if d == 1.0:
             return t
         if d == -1.0:
             return -t
-        if d != d or d in (np.inf, -np.inf):
-            return np.where(t == 0.0, 0.0, d * t)
-        return d * t
-    if type(d) is NDARRAY:
-        with np.errstate(invalid="ignore"):
-            r = d * t
-        if not np.isfinite(d).all():
-            r = np.where(t == 0.0, 0.0, r)
-        return r
-    return d * t
+    with np.errstate(invalid="ignore"):
+        r = np.multiply(d, t)
+    if not np.isfinite(r).all():
+        # 0 * inf on either side annihilates (legitimate infinities and nans stay)
+        r = np.where((np.asarray(t) == 0.0) | (np.asarray(d) == 0.0), 0.0, r)
+    return r
 
 
 cdef object _elementwise(object entry, tuple inputs, Py_ssize_t tag):
@@ -936,7 +957,7 @@ cpdef object generic_ufunc(object ufunc, tuple inputs, dict kwargs):
         return _elementwise(entry, inputs, tag)
     if ufunc is np.matmul:
         return _registry.lookup(np.matmul, _MODE)(*inputs)
-    raise TypeError(unsupported_function(f"numpy.{ufunc.__name__}", _MODE))
+    raise TypeError(unsupported_function(_registry.public_name(ufunc), _MODE))
 
 
 cpdef object generic_ufunc_method(object ufunc, str method, tuple inputs, dict kwargs):
@@ -957,7 +978,7 @@ cpdef object generic_ufunc_method(object ufunc, str method, tuple inputs, dict k
         bn = np.ndim(b)
         a = np.reshape(a, np.shape(a) + (1,) * bn)
         return ufunc(a, b)
-    raise TypeError(unsupported_function(f"numpy.{ufunc.__name__}.{method}", _MODE))
+    raise TypeError(unsupported_function(f"{_registry.public_name(ufunc)}.{method}", _MODE))
 
 
 cdef bint _plain_sum_kwargs(dict kwargs):
@@ -994,7 +1015,8 @@ cpdef object generic_array_function(object func, object types, object args, dict
             axis = kwargs.get("axis")
             k = a.tangent.shape[0]
             if axis is None:
-                return _wrap(a.value.sum(), a.tangent.reshape(k, -1).sum(1), a.tag)
+                return _wrap(a.value.sum(), a.tangent.reshape(k, a.value.size).sum(1),
+                             a.tag)
             nd = a.value.ndim
             if type(axis) is int and -nd <= <int> axis < nd:
                 ax = axis + nd if axis < 0 else axis  # (C's % keeps the sign)
@@ -1229,16 +1251,16 @@ cdef class DualArray:
             self.value = self.value.copy()
             self.tangent = self.tangent.copy()
             self.owns = True
-        if type(self.value) is NDARRAY and _is_tracer(iv):
+        if type(self.value) is NDARRAY and is_tracer(iv):
             # a traced value goes into plain storage: lift the storage to the item's level
-            self.value = lift(self.value, tag_of((iv,)), _lanes(iv))
+            self.value = _lift_storage(self.value, iv)
         self.value[key] = iv
         lk = _lane_key(key)
         if it is None:
             self.tangent[lk] = 0.0
         else:
-            if type(self.tangent) is NDARRAY and _is_tracer(it):
-                self.tangent = lift(self.tangent, tag_of((it,)), _lanes(it))
+            if type(self.tangent) is NDARRAY and is_tracer(it):
+                self.tangent = _lift_storage(self.tangent, it)
             sub = self.tangent[lk]
             self.tangent[lk] = _pad(it, np.ndim(sub) - 1) if np.ndim(it) >= 1 else it
 
@@ -1472,6 +1494,12 @@ cdef class DualArray:
     def any(self, axis=None):
         """Whether any value is non-zero."""
         return np.any(primal(self), axis=axis)
+
+
+cdef object _lift_storage(object plain, object like):
+    """Plain storage as a value of the level of tracer ``like`` (any mode), so that
+    ``like``'s values can be assigned into it: a traced zero of its shape plus it."""
+    return np.zeros_like(like, shape=plain.shape) + plain
 
 
 cdef bint _writeable(object a):

@@ -64,8 +64,11 @@ def tracer_index(kind):
 
 def unsupported_function(name, mode):
     """Message for a NumPy function that has no derivative rule in ``mode``."""
+    fix = ("you can add a rule with dualad.defrule, or compute this part outside the "
+           "differentiated function." if mode.startswith("forward") else
+           "use forward mode (mode='forward') if it has a rule there, or compute this "
+           "part outside the differentiated function.")
     return (
         f"dualad has no {mode}-mode derivative rule for {name}. See the NumPy coverage "
-        "table in the documentation for what is supported; you can add a rule with "
-        "dualad.defrule, or compute this part outside the differentiated function."
+        f"table in the documentation for what is supported; {fix}"
     )

@@ -13,9 +13,9 @@ The C fast path covers a Dual (or HyperDual) meeting a float/int or a value of i
 Everything else (ndarrays, DualArrays, values of another tag, i.e. nesting) is delegated
 to the generic path in :mod:`dualad._array`, which works on NumPy arrays and nests.
 
-A zero tangent annihilates: ``_scale(d, 0) == 0`` even where the partial ``d`` is inf or
-nan, so ``sqrt(x**2)`` at 0 or a masked branch gives a finite derivative (DESIGN.md,
-"Errors").
+A zero annihilates on either side of a product: ``_scale(d, 0) == _scale(0, t) == 0`` even
+where the other factor is inf or nan, so ``sqrt(x**2)`` at 0 or a masked branch gives a
+finite derivative (DESIGN.md, "Errors").
 """
 
 cimport cython
@@ -45,6 +45,8 @@ cdef inline void _clear_fp_flags() noexcept nogil:
 
 import numpy as np
 
+from dualad.rules._elementwise import ufunc_of
+
 from dualad._kernels cimport (unary_kernel, binary_kernel, fill_tables, unary_names,
                               binary_names, N_UNARY, N_BINARY)
 from dualad._errors import float_conversion, complex_input, MixedTracerError, \
@@ -63,11 +65,11 @@ fill_tables(U1, U2, B1, B2, B1X, B1Y)
 
 UNARY_NAMES = unary_names()
 BINARY_NAMES = binary_names()
-cdef dict UNARY_INDEX = {getattr(np, n): i for i, n in enumerate(UNARY_NAMES)}
-cdef dict BINARY_INDEX = {getattr(np, n): i for i, n in enumerate(BINARY_NAMES)}
+cdef dict UNARY_INDEX = {ufunc_of(n): i for i, n in enumerate(UNARY_NAMES)}
+cdef dict BINARY_INDEX = {ufunc_of(n): i for i, n in enumerate(BINARY_NAMES)}
 cdef dict METHOD_INDEX = {n: (1, i) for i, n in enumerate(UNARY_NAMES)}
 METHOD_INDEX.update({n: (2, i) for i, n in enumerate(BINARY_NAMES)})
-cdef frozenset BOOLEAN = frozenset(getattr(np, n) for n in BOOLEAN_UFUNCS)
+cdef frozenset BOOLEAN = frozenset(ufunc_of(n) for n in BOOLEAN_UFUNCS)
 
 cdef Py_ssize_t I_ADD = BINARY_NAMES.index("add")
 cdef Py_ssize_t I_SUB = BINARY_NAMES.index("subtract")
@@ -122,8 +124,8 @@ def _kernel(name, *args):
 
 
 cdef inline double _scale(double d, double t) noexcept nogil:
-    """d * t, except that a zero tangent annihilates (0 * inf = 0)."""
-    if t == 0.0:
+    """d * t, except that a zero on either side annihilates (0 * inf = 0)."""
+    if t == 0.0 or d == 0.0:
         return 0.0
     return d * t
 
@@ -250,7 +252,7 @@ cdef object _dual_binop(object x, object y, Py_ssize_t idx, object ufunc):
 
 
 cdef type NDARRAY = np.ndarray
-cdef list BINARY_UFUNCS = [getattr(np, n) for n in BINARY_NAMES]
+cdef list BINARY_UFUNCS = [ufunc_of(n) for n in BINARY_NAMES]
 
 
 cdef object _dual_op(Dual a, object other, Py_ssize_t idx, bint reflected):
@@ -384,7 +386,7 @@ cdef class _Scalar:
         if entry is None:
             raise AttributeError(f"{type(self).__name__!r} object has no attribute "
                                  f"{name!r}")
-        ufunc = getattr(np, name)
+        ufunc = ufunc_of(name)
         if entry[0] == 1:
             return lambda: ufunc(self)
         return lambda other: ufunc(self, other)
@@ -681,7 +683,7 @@ cdef object _via_objects(object ufunc, str method, tuple inputs, dict kwargs):
             box = np.empty((), dtype=object)
             box[()] = i
             conv.append(box)
-        elif isinstance(i, Dual) or hasattr(i, "tangent"):
+        elif isinstance(i, Dual) or hasattr(i, "tangent") or hasattr(i, "tape"):
             raise MixedTracerError(MIXED_HYPERDUAL)
         elif isinstance(i, np.ndarray):
             if np.iscomplexobj(i):
@@ -715,7 +717,7 @@ cdef object _hd_binop(object x, object y, Py_ssize_t idx, object ufunc):
 
 cdef inline bint _hd_operand_ok(object o):
     _reject_complex(o)
-    if type(o) is Dual or hasattr(o, "tangent"):
+    if type(o) is Dual or hasattr(o, "tangent") or hasattr(o, "tape"):
         raise MixedTracerError(MIXED_HYPERDUAL)
     return _is_real_number(o) or isinstance(o, (HyperDual, np.ndarray, np.generic))
 
@@ -879,7 +881,8 @@ cdef class HyperDual(_Scalar):
                 return ufunc(*[_primal_of(i) for i in inputs])
         if ufunc not in UNARY_INDEX and ufunc not in BINARY_INDEX \
                 and ufunc is not np.matmul:
-            raise TypeError(unsupported_function(f"numpy.{ufunc.__name__}",
+            from dualad.rules import registry
+            raise TypeError(unsupported_function(registry.public_name(ufunc),
                                                  "forward (HyperDual)"))
         return _via_objects(ufunc, method, inputs, kwargs)
 

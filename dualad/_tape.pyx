@@ -37,6 +37,8 @@ from libc.math cimport isfinite
 
 import numpy as np
 
+from dualad.rules._elementwise import ufunc_of
+
 from dualad._scalar cimport Dual, HyperDual
 from dualad._kernels cimport (unary_kernel, binary_kernel, fill_tables, unary_names,
                               binary_names, N_UNARY, N_BINARY)
@@ -55,9 +57,9 @@ cdef binary_kernel B1X[N_BINARY]
 cdef binary_kernel B1Y[N_BINARY]
 fill_tables(U1, U2, B1, B2, B1X, B1Y)
 
-cdef dict UNARY_INDEX = {getattr(np, n): i for i, n in enumerate(unary_names())}
-cdef dict BINARY_INDEX = {getattr(np, n): i for i, n in enumerate(binary_names())}
-cdef list BINARY_UFUNCS = [getattr(np, n) for n in binary_names()]
+cdef dict UNARY_INDEX = {ufunc_of(n): i for i, n in enumerate(unary_names())}
+cdef dict BINARY_INDEX = {ufunc_of(n): i for i, n in enumerate(binary_names())}
+cdef list BINARY_UFUNCS = [ufunc_of(n) for n in binary_names()]
 cdef dict ELEMENTWISE = _registry.ELEMENTWISE
 cdef frozenset BOOLEAN = _registry.BOOLEAN
 cdef type NDARRAY = np.ndarray
@@ -83,7 +85,9 @@ cdef enum:
 
 
 cdef inline double _scale(double d, double t) noexcept nogil:
-    if t == 0.0:
+    # a zero on either side annihilates: a zero cotangent meets an infinite partial
+    # (masked branches), a zero partial an infinite cotangent (sqrt(x**2) at 0)
+    if t == 0.0 or d == 0.0:
         return 0.0
     return d * t
 
@@ -197,6 +201,9 @@ cdef class Tape:
             raise MemoryError()
         cdef list aadj = [None] * n
         cdef list abuf = [None] * n   # plain float64 adjoint arrays that K_ELEM writes into
+        # own[p]: aadj[p] is an array this sweep allocated, so it may add into it in place
+        # (others may be views or another node's cotangent, and are never written)
+        cdef bytearray own = bytearray(n)
         try:
             for i in range(n):
                 sadj[i] = 0.0
@@ -243,17 +250,75 @@ cdef class Tape:
                             else:
                                 sadj[p] += float(np.sum(c))
                         else:
-                            c = cots[j]
-                            if aadj[p] is None:
-                                aadj[p] = c
-                            else:
-                                aadj[p] = aadj[p] + c
+                            _accumulate(aadj, own, p, cots[j], self.shapes[p])
             result = []
             for p in wrt:
                 result.append(_adjoint_of(p, aadj, abuf, sadj, self.shapes))
             return result
         finally:
             PyMem_Free(sadj)
+
+
+@cython.final
+cdef class Scatter:
+    """Scatter(key, cotangent)
+
+    A cotangent for ``x[key]`` of an array node: the sweep adds it into the parent's
+    adjoint in place instead of materialising a mostly-zero array of the full shape.
+
+    Parameters
+    ----------
+    key : index
+        A basic index (ints, slices, ``...``, ``None``, boolean masks): no repeats.
+    cotangent : ndarray
+        The cotangent of ``x[key]``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from dualad._tape import Scatter
+    >>> Scatter(slice(1, None), np.ones(2)).key
+    slice(1, None, None)
+    """
+    cdef readonly object key
+    cdef readonly object cotangent
+
+    def __init__(self, key, cotangent):
+        self.key = key
+        self.cotangent = cotangent
+
+
+cdef inline bint _plain_owned(object a, object shape):
+    return (type(a) is NDARRAY and cnp.PyArray_TYPE(<cnp.ndarray> a) == cnp.NPY_DOUBLE
+            and (<cnp.ndarray> a).flags.writeable and a.shape == shape)
+
+
+cdef object _accumulate(list aadj, bytearray own, Py_ssize_t p, object c, object shape):
+    """aadj[p] += c, in place when aadj[p] is this sweep's own plain array."""
+    cur = aadj[p]
+    if type(c) is Scatter:
+        cot = (<Scatter> c).cotangent
+        if type(cot) is NDARRAY and (cur is None or type(cur) is NDARRAY):
+            if cur is None or not own[p] or not _plain_owned(cur, shape):
+                cur = np.zeros(shape) if cur is None else np.array(cur, dtype=np.float64)
+                aadj[p] = cur
+                own[p] = 1
+            cur[(<Scatter> c).key] += cot
+            return None
+        # traced cotangent: materialise the full-size cotangent (nests)
+        full = np.zeros_like(cot, shape=shape)
+        full[(<Scatter> c).key] = cot
+        c = full
+    if cur is None:
+        aadj[p] = c
+        own[p] = 0
+    elif own[p] and type(c) is NDARRAY and _plain_owned(cur, shape) and \
+            c.dtype == np.float64:
+        np.add(cur, c, out=cur)
+    else:
+        aadj[p] = cur + c
+        own[p] = type(aadj[p]) is NDARRAY
+    return None
 
 
 cdef void* _realloc(void* p, size_t size) except NULL:
@@ -340,6 +405,26 @@ cpdef object element(Tape tape, object value, Py_ssize_t node, Py_ssize_t flat):
     return _new_scalar((<double*> cnp.PyArray_DATA(<cnp.ndarray> value))[flat]
                        if cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray> value)
                        else float(value.reshape(-1)[flat]), tape, e)
+
+
+cdef object _to_objects(RArray a):
+    """An object array of RScalars (one element node each) with a's shape."""
+    value = a.value
+    out = np.empty(tuple(value.shape), dtype=object)
+    flat = out.reshape(-1)
+    cdef Py_ssize_t i, n = flat.shape[0]
+    if type(value) is NDARRAY:
+        plain = np.ascontiguousarray(value, dtype=np.float64)
+        if plain is not value:
+            # element nodes index the node's own value; keep a contiguous copy node
+            a = record(a.tape, plain, [a.node], lambda cot: [cot])
+            plain = a.value
+        for i in range(n):
+            flat[i] = element(a.tape, plain, a.node, i)
+    else:
+        for i, idx in enumerate(np.ndindex(*value.shape)):
+            flat[i] = a[idx]
+    return out
 
 
 cpdef object constant(Tape tape, object value):
@@ -448,6 +533,7 @@ cdef class _ElemVJP:
 
 
 cdef object _times(object d, object cot, bint careful):
+    """d * cot where a zero on either side annihilates the other (0 * inf = 0)."""
     if d is None:
         return None
     if type(d) is float:
@@ -455,10 +541,28 @@ cdef object _times(object d, object cot, bint careful):
             return cot
         if d == -1.0:
             return -cot
+        if d == 0.0:
+            return cot * 0.0 if type(cot) is not NDARRAY else np.zeros(cot.shape)
         return d * cot
-    if careful:
-        return _fwd.scale(d, cot)  # a zero cotangent annihilates an inf/nan partial
-    return d * cot
+    if type(cot) is NDARRAY and _c_f64(d) and cot.shape == d.shape and \
+            cnp.PyArray_TYPE(<cnp.ndarray> cot) == cnp.NPY_DOUBLE:
+        # (a broadcast cotangent, e.g. from sum, is made contiguous: one copy)
+        return _mul0(d, cot if _c_f64(cot) else np.ascontiguousarray(cot))
+    return _fwd.scale(d, cot)  # annihilates on both sides
+
+
+cdef object _mul0(object d, object c):
+    """Elementwise d * c in C, with 0 * inf = 0 on either side."""
+    out = np.empty(c.shape)
+    cdef const double* pd = _ptr(d)
+    cdef const double* pc = _ptr(c)
+    cdef double* po = _ptr(out)
+    cdef Py_ssize_t i, n = cnp.PyArray_SIZE(<cnp.ndarray> c)
+    with nogil:
+        for i in range(n):
+            po[i] = 0.0 if (pd[i] == 0.0 or pc[i] == 0.0) else pd[i] * pc[i]
+        _clear_flags()
+    return out
 
 
 cdef inline bint _c_f64(object a):
@@ -738,7 +842,7 @@ cpdef object generic_ufunc(object ufunc, tuple inputs, dict kwargs):
         return _elementwise(tape, entry, inputs)
     if ufunc is np.matmul:
         return _registry.lookup(np.matmul, _MODE)(*inputs)
-    raise TypeError(unsupported_function(f"numpy.{ufunc.__name__}", _MODE))
+    raise TypeError(unsupported_function(_registry.public_name(ufunc), _MODE))
 
 
 _REDUCE_AS = {np.add: np.sum, np.multiply: np.prod, np.maximum: np.max,
@@ -761,7 +865,8 @@ cpdef object generic_ufunc_method(object ufunc, str method, tuple inputs, dict k
         a, b = inputs
         a = np.reshape(a, np.shape(primal(a)) + (1,) * np.ndim(primal(b)))
         return ufunc(a, b)
-    raise TypeError(unsupported_function(f"numpy.{ufunc.__name__}.{method}", _MODE))
+    raise TypeError(unsupported_function(f"{_registry.public_name(ufunc)}.{method}",
+                                         _MODE))
 
 
 cpdef object generic_array_function(object func, object types, object args, dict kwargs):
@@ -897,8 +1002,16 @@ cdef class RArray:
         return bool(primal(self))
 
     def __array__(self, dtype=None, copy=None):
-        raise TypeError(float_conversion("reverse-mode value",
-                                         "conversion to a plain ndarray"))
+        """``np.asarray(x)``: an object array of :class:`RScalar` elements.
+
+        Code that calls ``np.asarray`` on its input (SciPy's Python-level functions such
+        as ``scipy.special.logsumexp`` do) keeps working, element by element.  A float
+        dtype would drop the derivative and raises ``TypeError``.
+        """
+        if dtype is not None and np.dtype(dtype) != np.dtype(object):
+            raise TypeError(float_conversion("reverse-mode value",
+                                             f"conversion to a {np.dtype(dtype)} ndarray"))
+        return _to_objects(self)
 
     def __getitem__(self, key):
         cdef Py_ssize_t i, n
@@ -1081,6 +1194,56 @@ cdef class RArray:
     def clip(self, min=None, max=None):
         """Clip (``np.clip``)."""
         return np.clip(self, min, max)
+
+    def cumprod(self, axis=None):
+        """Cumulative product (``np.cumprod``)."""
+        return np.cumprod(self, axis=axis)
+
+    def swapaxes(self, axis1, axis2):
+        """Interchange two axes (``np.swapaxes``)."""
+        return np.swapaxes(self, axis1, axis2)
+
+    def trace(self, offset=0, axis1=0, axis2=1):
+        """Sum along a diagonal (``np.trace``)."""
+        return np.trace(self, offset=offset, axis1=axis1, axis2=axis2)
+
+    def diagonal(self, offset=0, axis1=0, axis2=1):
+        """A diagonal (``np.diagonal``)."""
+        return np.diagonal(self, offset=offset, axis1=axis1, axis2=axis2)
+
+    def take(self, indices, axis=None):
+        """Take elements (``np.take``)."""
+        return np.take(self, indices, axis=axis)
+
+    def repeat(self, repeats, axis=None):
+        """Repeat elements (``np.repeat``)."""
+        return np.repeat(self, repeats, axis=axis)
+
+    def argmax(self, axis=None):
+        """Index of the maximum (plain integers)."""
+        return np.argmax(primal(self), axis=axis)
+
+    def argmin(self, axis=None):
+        """Index of the minimum (plain integers)."""
+        return np.argmin(primal(self), axis=axis)
+
+    def argsort(self, axis=-1):
+        """Indices that sort the values (plain integers)."""
+        return np.argsort(primal(self), axis=axis)
+
+    def all(self, axis=None):
+        """Whether all values are non-zero."""
+        return np.all(primal(self), axis=axis)
+
+    def any(self, axis=None):
+        """Whether any value is non-zero."""
+        return np.any(primal(self), axis=axis)
+
+    def tolist(self):
+        """A (nested) list of traced scalars."""
+        if self.ndim == 0:
+            return self
+        return [row.tolist() if isinstance(row, RArray) else row for row in self]
 
     def squeeze(self, axis=None):
         """Remove length-one axes (``np.squeeze``)."""
@@ -1362,7 +1525,10 @@ cdef class RScalar:
 
     def __getattr__(self, name):
         # NumPy's object loops call methods named like the ufunc
-        ufunc = getattr(np, name, None)
+        try:
+            ufunc = ufunc_of(name)
+        except AttributeError:
+            ufunc = None
         if isinstance(ufunc, np.ufunc) and (ufunc in UNARY_INDEX or ufunc in BINARY_INDEX):
             if ufunc.nin == 1:
                 return lambda: ufunc(self)

@@ -15,9 +15,10 @@ of arrays): :func:`dualad.pytree.ravel` flattens it to one float64 vector, the e
 differentiate ``fun(unravel(v), *args)`` at that vector, and the gradient is unravelled
 into the structure of ``x``.  The engines never see a tree.
 
-``mode="auto"`` is an interim size rule until the measuring selector lands: forward mode
-for up to ``CHUNK_THRESHOLD`` inputs, reverse mode above (for a Jacobian, only when it
-has fewer outputs than inputs).  A forced mode always wins.
+``mode="auto"`` is an interim size rule until the measuring selector lands: for
+``grad``/``value_and_grad``, forward mode up to ``CHUNK_THRESHOLD`` inputs and reverse
+mode above; ``jacobian`` uses forward mode (its output size is unknown before the first
+evaluation).  A forced mode always wins.
 """
 
 import numpy as np
@@ -276,8 +277,7 @@ def jacobian(fun, mode="forward", chunk=None):
     mode : {"forward", "auto", "reverse"}, optional
         Differentiation mode.  Forward mode pushes ``chunk`` directions per evaluation;
         reverse mode records one evaluation and sweeps it once per output element;
-        "auto" uses reverse mode when there are more than 12 inputs and fewer outputs
-        than inputs.
+        "auto" is forward mode for now (the measuring mode selector will choose).
     chunk : int, optional
         Directions pushed per sweep.  By default all inputs up to 12 go in one sweep;
         larger inputs use the fewest sweeps of at most 12 lanes.
@@ -299,8 +299,9 @@ def jacobian(fun, mode="forward", chunk=None):
 
     Notes
     -----
-    Cost: ``ceil(n / chunk)`` evaluations of ``fun`` on dual arrays with ``chunk``
-    tangent lanes each, ``n = x.size``.
+    Cost in forward mode: ``ceil(n / chunk)`` evaluations of ``fun`` on dual arrays with
+    ``chunk`` tangent lanes each, ``n = x.size``.  In reverse mode: one recorded
+    evaluation and one backward sweep per output element (``chunk`` is ignored).
 
     Examples
     --------
@@ -536,4 +537,4 @@ def vjp(fun, x, *args):
     array([2., 0., 6.])
     """
     value, pullback = reverse.vjp(fun, x, args)
-    return _float_out(value), pullback
+    return _float_out(value), lambda cotangent: _float_out(pullback(cotangent))

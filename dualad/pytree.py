@@ -33,6 +33,7 @@ import numpy as np
 
 from . import _tape
 from ._array import DualArray, is_tracer
+from .forward import as_input
 
 __all__ = ["ravel", "flatten", "is_tree", "Unravel", "TreeDef"]
 
@@ -55,6 +56,22 @@ def is_tree(x):
 
     Dicts always are.  A list or tuple is one when an ndarray, a traced array, a dict or
     ``None`` occurs in it at any depth; a nested list of numbers is array_like.
+
+    Parameters
+    ----------
+    x : object
+        A differentiation input.
+
+    Returns
+    -------
+    bool
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from dualad.pytree import is_tree
+    >>> is_tree([1.0, 2.0]), is_tree([np.zeros(2), np.zeros(3)]), is_tree({"a": 1.0})
+    (False, True, True)
     """
     if isinstance(x, dict):
         return True
@@ -148,7 +165,12 @@ class TreeDef:
         children = [c._build(it) for c in self.children]
         if k == "dict":
             cls, keys = self.meta
-            return cls(zip(keys, children)) if cls is not dict else dict(zip(keys, children))
+            if cls is dict:
+                return dict(zip(keys, children))
+            try:  # OrderedDict and friends take the pairs
+                return cls(zip(keys, children))
+            except TypeError:  # e.g. defaultdict: its first argument is the factory
+                return dict(zip(keys, children))
         if k == "list":
             return children
         if k == "tuple":
@@ -234,9 +256,7 @@ def _flat_part(leaf):
     if is_tracer(leaf):
         return np.reshape(leaf, (-1,))
     if isinstance(leaf, np.ndarray) and leaf.dtype == object:
-        from .forward import as_input  # object arrays of traced numbers
-        arr = as_input(leaf)
-        return np.reshape(arr, (-1,))
+        return np.reshape(as_input(leaf), (-1,))  # an object array of traced numbers
     return np.asarray(leaf, dtype=np.float64).reshape(-1)
 
 

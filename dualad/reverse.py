@@ -65,7 +65,8 @@ def _output(out, tape):
 
 def _plain_out(g):
     if type(g) is np.ndarray:
-        return np.ascontiguousarray(g, dtype=np.float64)
+        # (ascontiguousarray would make a 0-d gradient 1-d)
+        return np.array(g, dtype=np.float64, order="C", copy=None)
     return g
 
 

@@ -7,12 +7,13 @@ import numpy as np
 import pytest
 
 import dualad
-from dualad import api, forward
+from dualad import api, forward, special
 from dualad.rules import registry
 
 PUBLIC = [getattr(dualad, name) for name in dualad.__all__ if name != "CHUNK_THRESHOLD"
           and name != "__version__"]
-EXTRA = [forward.chunk_size, registry.defrule]
+EXTRA = [forward.chunk_size, registry.defrule, special.logsumexp, special.softmax,
+         special.log_softmax]
 
 
 def _name(obj):

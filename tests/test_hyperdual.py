@@ -4,7 +4,8 @@ For ``h = f(HyperDual(x, 1, 1, 0))``: ``h.eps1 == h.eps2 == f'(x)`` and
 ``h.eps12 == f''(x)``.  With ``eps1 = u`` and ``eps2 = v`` on two arguments, ``eps12`` is
 the mixed second directional derivative ``u^T H v``.
 
-Oracles: first derivatives by 4th-order central differences of NumPy's function; second
+Oracles: first derivatives by 4th-order central differences of the rule's ufunc (NumPy's,
+or SciPy's for the ``scipy.special`` entries); second
 derivatives by central differences of the exact first partials (the compiled kernels'
 first partials, which ``test_rules_elementwise`` checks against the complex step and
 finite differences).  ``derivative(order=2)`` is checked against the same references.
@@ -17,9 +18,11 @@ import pickle
 
 import numpy as np
 import pytest
+import scipy.special as sp
 from numpy.testing import assert_allclose
 
 import dualad
+from dualad.rules._elementwise import ufunc_of
 from conftest import ATOL_FD, BINARY_RULES, RTOL_FD, UNARY_RULES
 from dualad import Dual, DualArray, HyperDual
 from dualad._scalar import _kernel
@@ -63,7 +66,7 @@ def _first(rule, *p):
 
 
 def _ufunc(rule):
-    return getattr(np, rule.name)
+    return ufunc_of(rule.name)
 
 
 # ---------------------------------------------------------------------------------------
@@ -210,6 +213,17 @@ SPECIAL_CASES = [
     ("sign at 0", np.sign, 0.0, 0.0, 0.0, 0.0),
     ("fmax(t, nan)", lambda h: np.fmax(h, np.nan), 1.5, 1.5, 1.0, 0.0),
     ("fmin(nan, t)", lambda h: np.fmin(np.nan, h), 1.5, 1.5, 1.0, 0.0),
+    # scipy.special: closed forms (euler_gamma, pi^2/6 = psi_1(1), -2 zeta(3) = psi_2(1))
+    ("erf at 0", sp.erf, 0.0, 0.0, 2.0 / math.sqrt(math.pi), 0.0),
+    ("gamma at 1", sp.gamma, 1.0, 1.0, -np.euler_gamma,
+     np.euler_gamma ** 2 + math.pi ** 2 / 6),
+    ("gammaln at 1", sp.gammaln, 1.0, 0.0, -np.euler_gamma, math.pi ** 2 / 6),
+    ("digamma at 1", sp.digamma, 1.0, -np.euler_gamma, math.pi ** 2 / 6,
+     -2.0 * 1.2020569031595942),
+    ("expit at 0", sp.expit, 0.0, 0.5, 0.25, 0.0),
+    ("logit at 1/2", sp.logit, 0.5, 0.0, 4.0, 0.0),
+    ("xlogy(t, 2) at 0", lambda h: sp.xlogy(h, 2.0), 0.0, 0.0, math.log(2.0), 0.0),
+    ("xlog1py(2, t) at 0", lambda h: sp.xlog1py(2.0, h), 0.0, 0.0, 2.0, -2.0),
 ]
 
 

@@ -335,3 +335,16 @@ def test_scipy_minimize_over_a_tree():
 def test_unravel_class_exposed():
     _, unravel = dualad.ravel([np.zeros(2)])
     assert isinstance(unravel, Unravel)
+
+
+def test_pytree_module_doctests():
+    import doctest
+
+    import dualad.pytree
+    result = doctest.testmod(dualad.pytree, optionflags=doctest.ELLIPSIS
+                             | doctest.NORMALIZE_WHITESPACE)
+    assert result.attempted > 0 and result.failed == 0
+
+
+def test_forward_grad_of_empty_input():
+    assert_array_equal(dualad.grad(np.sum, mode="forward")(np.zeros(0)), np.zeros(0))

@@ -3,26 +3,29 @@
 What is checked, for every rule of ``dualad.rules._elementwise.RULES`` (test ids are the
 rule names):
 
-* the compiled kernel's primal equals NumPy's ufunc, at random points of the rule's
-  domain and at special values (0, +-inf, nan, ...);
-* first partials against the complex step (rtol ``RTOL_CS``) wherever NumPy's function
-  takes complex input and is analytic, and against 4th-order central differences of
-  NumPy's function (rtol ``RTOL_FD``) for every rule;
+* the compiled kernel's primal equals the rule's ufunc (NumPy's, or SciPy's for the
+  ``scipy.special`` entries, found by ``ufunc_of``), at random points of the rule's
+  domain and at special values (0, +-inf, nan, poles, ...);
+* first partials against the complex step (rtol ``RTOL_CS``) wherever the ufunc takes
+  complex input and is analytic, and against 4th-order central differences of the ufunc
+  (rtol ``RTOL_FD``) for every rule;
 * second partials against central differences of the (exact) first partials;
 * table = kernels = registry: the compiled first- and second-order kernels agree with the
   partials compiled over NumPy (``registry.ELEMENTWISE``), and the code generator's C
   translation of every expression means what the Python text means;
+* the expression functions dualad implements itself (``trigamma``/``tetragamma``, in C
+  and in NumPy) against ``scipy.special.polygamma``;
 * through the public types: ``np.<ufunc>`` on ``Dual`` and ``DualArray`` operands (with
   floats, ints, NumPy scalars, ndarrays and Duals on either side, 0-d to 3-d shapes,
   broadcasting, 1/3/13 lanes) gives the reference value and tangent, and the fused C loop
   (contiguous operands) gives the same numbers as the NumPy fallback (non-contiguous
   operands);
 * the documented conventions at kinks and special points (DESIGN.md, "Errors");
-* no spurious floating-point warnings: where NumPy's own ufunc is silent, differentiating
+* no spurious floating-point warnings: where the ufunc itself is silent, differentiating
   it is silent too.
 
-Oracles are plain NumPy on the function itself (``np.<name>``); dualad's kernels are only
-ever the thing under test.  Random points come from a seeded generator, so the tests are
+Oracles are the ufunc itself (``np.<name>`` or ``scipy.special.<name>``); dualad's kernels
+are only ever the thing under test.  Random points come from a seeded generator, so the tests are
 reproducible and independent of their order.
 """
 
@@ -32,14 +35,16 @@ import warnings
 
 import numpy as np
 import pytest
+import scipy.special as sp
 from numpy.testing import assert_allclose, assert_array_equal
 
 import dualad
+from dualad.rules._elementwise import ufunc_of
 from dualad._array import make
 from conftest import ATOL_FD, BINARY_RULES, RTOL_CS, RTOL_FD, UNARY_RULES
 from dualad import Dual, DualArray, HyperDual
 from dualad._scalar import _kernel
-from dualad.rules import _codegen
+from dualad.rules import _codegen, special
 from dualad.rules._elementwise import FUNCTIONS, RULES
 from dualad.rules.registry import ELEMENTWISE
 
@@ -80,11 +85,21 @@ KINK_DISTANCE = {
 
 
 def _ufunc(rule):
-    return getattr(np, rule.name)
+    return ufunc_of(rule.name)
+
+
+def _qualname(rule):
+    """``np.<name>`` or ``scipy.special.<name>``, for messages."""
+    return f"{'np' if rule.module == 'numpy' else rule.module}.{rule.name}"
 
 
 def _supports_complex(rule):
-    """Whether NumPy's function has a complex loop (so the complex step can be used)."""
+    """Whether the ufunc has a complex loop (so the complex step can be used).
+
+    NumPy's analytic functions do, and so do SciPy's erf, erfc, gamma, digamma, xlogy and
+    xlog1py; SciPy's expit, logit and gammaln are real-only (they are checked by central
+    differences alone).
+    """
     args = (1.0 + 0.5j,) * rule.arity
     try:
         with np.errstate(all="ignore"):
@@ -94,8 +109,8 @@ def _supports_complex(rule):
     return np.iscomplexobj(out)
 
 
-#: Rules whose first partials are checked by the complex step: NumPy evaluates them on
-#: complex input and they are analytic (no kink, not piecewise constant).
+#: Rules whose first partials are checked by the complex step: their ufunc evaluates them
+#: on complex input and they are analytic (no kink, not piecewise constant).
 CS_RULES = [r for r in ALL_RULES
             if not ({"kink", "zero"} & r.flags) and _supports_complex(r)]
 CS_IDS = [r.name for r in CS_RULES]
@@ -171,13 +186,19 @@ def test_table_is_well_formed():
 
 
 def test_complex_step_covers_the_analytic_functions():
-    # Guard against the complex-step set silently shrinking (e.g. a NumPy change).
+    # Guard against the complex-step set silently shrinking (e.g. a NumPy or SciPy change).
     expected = {"add", "subtract", "multiply", "true_divide", "power", "float_power",
                 "sqrt", "square", "reciprocal", "exp", "exp2", "expm1", "log", "log2",
                 "log10", "log1p", "sin", "cos", "tan", "arcsin", "arccos", "arctan",
                 "sinh", "cosh", "tanh", "arcsinh", "arccosh", "arctanh", "negative",
-                "positive"}
+                "positive",
+                # scipy.special
+                "erf", "erfc", "gamma", "digamma", "xlogy", "xlog1py"}
     assert expected <= set(CS_IDS), sorted(expected - set(CS_IDS))
+    # the smooth rules left out are exactly those whose ufunc has no complex loop
+    for rule in ALL_RULES:
+        if not ({"kink", "zero"} & rule.flags) and rule.name not in CS_IDS:
+            assert not any("D" in t for t in _ufunc(rule).types), rule.name
 
 
 def test_generated_header_matches_the_table():
@@ -205,7 +226,7 @@ def test_linear_and_zero_flags_are_true(rule):
 # primal
 
 @pytest.mark.parametrize("rule", ALL_RULES, ids=RULE_IDS)
-def test_kernel_primal_equals_numpy(rule):
+def test_kernel_primal_equals_the_ufunc(rule):
     cols = _points(rule, n=64, margin=0.0)
     ans, _, _ = _kernel_at(rule, cols)
     expected = _ufunc(rule)(*cols)
@@ -213,19 +234,25 @@ def test_kernel_primal_equals_numpy(rule):
                     err_msg=f"primal of {_where(rule, cols, 0)}")
 
 
-SPECIAL = [0.0, -0.0, 1.0, -1.0, 0.5, 2.5, -2.5, 1e-300, 1e300, np.inf, -np.inf, np.nan]
+#: Signed zeros, +-1, halves, tiny, denormal and huge values, infinities, nan; and the
+#: poles and overflow edges of scipy.special's gamma family (-3, 171.7, -171.5).
+SPECIAL = [0.0, -0.0, 1.0, -1.0, 0.5, 2.5, -2.5, -3.0, 1e-300, 5e-324, 1e300, 171.7,
+           -171.5, np.inf, -np.inf, np.nan]
 
 
 @pytest.mark.parametrize("rule", ALL_RULES, ids=RULE_IDS)
-def test_kernel_primal_equals_numpy_at_special_values(rule):
-    """NaN, infinities, signed zeros and huge values: same value (and NaN) as NumPy."""
+def test_kernel_primal_equals_the_ufunc_at_special_values(rule):
+    """Same value as the ufunc, and the same nan, infinities and signs (zeros included)."""
     grid = np.array(np.meshgrid(*[SPECIAL] * rule.arity)).reshape(rule.arity, -1)
     cols = [g.astype(float) for g in grid]
     ans, _, _ = _kernel_at(rule, cols)
     with np.errstate(all="ignore"):
         expected = _ufunc(rule)(*cols)
-    assert_allclose(ans, expected, rtol=RTOL_SAME, atol=0, equal_nan=True,
-                    err_msg=f"primal of rule {rule.name} at {np.stack(cols, 1).tolist()}")
+    where = f"primal of rule {rule.name} at {np.stack(cols, 1).tolist()}"
+    assert_allclose(ans, expected, rtol=RTOL_SAME, atol=0, equal_nan=True, err_msg=where)
+    signed = ~np.isnan(expected)
+    assert_array_equal(np.signbit(ans[signed]), np.signbit(expected[signed]),
+                       err_msg=f"sign of the {where}")
 
 
 # ---------------------------------------------------------------------------------------
@@ -372,6 +399,14 @@ _C_NAMESPACE = {
     "_dd_logaddexp": lambda a, b: float(np.logaddexp(a, b)),
     "_dd_logaddexp2": lambda a, b: float(np.logaddexp2(a, b)),
     "_dd_power": lambda a, b: float(np.power(a, b)),
+    # scipy.special: the helpers call SciPy's scalar code, whose Python face is the
+    # ufunc; trigamma/tetragamma are dualad's own, and mean SciPy's polygamma
+    "_dd_erf": lambda v: float(sp.erf(v)), "_dd_erfc": lambda v: float(sp.erfc(v)),
+    "_dd_gamma": lambda v: float(sp.gamma(v)), "_dd_gammaln": lambda v: float(sp.gammaln(v)),
+    "_dd_digamma": lambda v: float(sp.psi(v)), "_dd_expit": lambda v: float(sp.expit(v)),
+    "_dd_logit": lambda v: float(sp.logit(v)),
+    "_dd_trigamma": lambda v: float(sp.polygamma(1, v)),
+    "_dd_tetragamma": lambda v: float(sp.polygamma(2, v)),
 }
 
 
@@ -419,8 +454,16 @@ def test_codegen_language():
     assert _codegen.to_cython("arcsin(x)") == "asin(x)"
     with pytest.raises(ValueError, match="unknown name 'z'"):
         _codegen.to_cython("z + 1.0")
-    with pytest.raises(ValueError, match="unknown name 'gamma'"):
-        _codegen.to_cython("gamma(x)")
+    # the language spells functions as NumPy/SciPy do; C's names are not part of it
+    with pytest.raises(ValueError, match="unknown name 'lgamma'"):
+        _codegen.to_cython("lgamma(x)")
+    with pytest.raises(ValueError, match="unknown name 'asin'"):
+        _codegen.to_cython("asin(x)")
+    # scipy.special names go to the header's helpers
+    assert _codegen.to_cython("gammaln(x)") == "_dd_gammaln(x)"
+    assert _codegen.to_cython("ans * digamma(x)") == "(ans * _dd_digamma(x))"
+    assert _codegen.to_cython("trigamma(x) + tetragamma(x)") == \
+        "(_dd_trigamma(x) + _dd_tetragamma(x))"
     with pytest.raises(ValueError, match="three arguments"):
         _codegen.to_cython("where(x > 0.0, 1.0)")
     with pytest.raises(ValueError):
@@ -429,6 +472,131 @@ def test_codegen_language():
         _codegen.to_cython("np.sin(x)")
     f = _codegen.compile_expression("where(x > y, x, y) * 2", {"where": np.where})
     assert_array_equal(f(np.array([1.0, 3.0]), np.array([2.0, 2.0]), None), [4.0, 6.0])
+
+
+# ---------------------------------------------------------------------------------------
+# the expression functions dualad implements itself: trigamma and tetragamma
+#
+# SciPy has no scalar C polygamma, so the C helpers _dd_trigamma/_dd_tetragamma and their
+# NumPy twins in dualad/rules/special.py are dualad's.  Checked: C = NumPy; both against
+# scipy.special.polygamma for x > 0 and at special values; the recurrence on the negative
+# axis (reflection branch) down from the checked positive values; and that the NumPy
+# versions differentiate to the next polygamma function (nesting relies on it).
+
+#: (order n, the NumPy twin, index of psi_n among the digamma kernel's outputs)
+POLYGAMMA = [(1, special.trigamma, ("first", 0)), (2, special.tetragamma, ("second", 1))]
+POLYGAMMA_IDS = ["trigamma", "tetragamma"]
+#: dualad's helpers and SciPy's polygamma are independent implementations; measured once
+#: against 50-digit mpmath values on these points, dualad's are within 3 ulps and SciPy's
+#: within 4.1 ulps for x > 0, so they differ by at most ~7 ulps (1.6e-15).
+RTOL_POLYGAMMA = 2e-15
+
+
+def _polygamma_points(negative):
+    rng = np.random.default_rng([6, int(negative)])
+    pts = np.concatenate([rng.uniform(0.3, 8.0, 200), rng.uniform(8.0, 40.0, 50),
+                          rng.uniform(40.0, 1e4, 50), 10.0 ** rng.uniform(-8, -1, 20),
+                          np.arange(1.0, 21.0), np.arange(0.5, 20.0), [15.999, 16.0, 16.001]])
+    if negative:  # non-integers, including half-integers and points near the poles
+        pts = -pts[pts != np.round(pts)]
+        pts = np.concatenate([pts, -np.arange(1.0, 30.0) + 1e-3, -np.arange(1.0, 30.0) - 1e-3])
+    return pts
+
+
+def _c_polygamma(n, index, xs):
+    """psi_n by the C helper, read off the digamma kernels (psi_1 first, psi_2 second)."""
+    which, i = index
+    return np.array([_kernel("digamma", float(x))[1 if which == "first" else 2][i]
+                     for x in xs])
+
+
+@pytest.mark.parametrize("negative", [False, True], ids=["x>0", "x<0"])
+@pytest.mark.parametrize("n, twin, index", POLYGAMMA, ids=POLYGAMMA_IDS)
+def test_polygamma_helpers_c_equals_numpy(n, twin, index, negative):
+    """The C helper and its NumPy twin: same arithmetic, so the same numbers.
+
+    (libm's and NumPy's sine may differ by an ulp; for x < 0 the reflection formula adds
+    two terms of opposite signs, so there the bound is relative to the terms' size.)
+    """
+    xs = _polygamma_points(negative)
+    got, want = _c_polygamma(n, index, xs), twin(xs)
+    scale = np.abs(want)
+    if negative:
+        rest = twin(1.0 - xs)
+        scale = np.abs(rest) + np.abs(want - rest)
+    assert np.all(np.abs(got - want) <= RTOL_SAME * scale), (
+        f"psi_{n}: C vs NumPy at {xs[np.abs(got - want) > RTOL_SAME * scale].tolist()}")
+    assert_array_equal(np.signbit(got), np.signbit(want), err_msg=f"psi_{n} signs")
+
+
+@pytest.mark.parametrize("n, twin, index", POLYGAMMA, ids=POLYGAMMA_IDS)
+def test_polygamma_helpers_match_scipy(n, twin, index):
+    xs = _polygamma_points(False)
+    want = sp.polygamma(n, xs)
+    assert_allclose(twin(xs), want, rtol=RTOL_POLYGAMMA, atol=0,
+                    err_msg=f"psi_{n} vs scipy.special.polygamma({n}, x)")
+    assert_allclose(_c_polygamma(n, index, xs), want, rtol=RTOL_POLYGAMMA, atol=0,
+                    err_msg=f"C psi_{n} vs scipy.special.polygamma({n}, x)")
+
+
+@pytest.mark.parametrize("n, twin, index", POLYGAMMA, ids=POLYGAMMA_IDS)
+def test_polygamma_helpers_special_values_are_scipys(n, twin, index):
+    """Poles (0, -0, negative integers, -inf), +inf, nan, tiny and huge x: as SciPy.
+
+    Same nan, infinities and signs (zeros included); finite values as in the accuracy
+    tests (relative to the terms' size on the negative axis, where SciPy's direct
+    summation is the less accurate one: up to ~600 ulps of the terms near half-integers).
+    """
+    xs = np.array(SPECIAL + [-1.0, -2.0, -1e300, -1e-300, 1e-8, 40.5, -7.5])
+    with np.errstate(all="ignore"):
+        want = sp.polygamma(n, xs)
+    for label, got in (("NumPy", twin(xs)), ("C", _c_polygamma(n, index, xs))):
+        where = f"{label} psi_{n} at {xs.tolist()}: {got.tolist()} vs {want.tolist()}"
+        assert_array_equal(np.isnan(got), np.isnan(want), err_msg=where)
+        assert_array_equal(np.isinf(got), np.isinf(want), err_msg=where)
+        signed = ~np.isnan(want)
+        assert_array_equal(np.signbit(got[signed]), np.signbit(want[signed]), err_msg=where)
+        finite = np.isfinite(want) & (xs > 0)
+        assert_allclose(got[finite], want[finite], rtol=RTOL_POLYGAMMA, atol=0,
+                        err_msg=where)
+
+
+@pytest.mark.parametrize("n, twin, index", POLYGAMMA, ids=POLYGAMMA_IDS)
+def test_polygamma_recurrence_on_the_negative_axis(n, twin, index):
+    """psi_n(x) = psi_n(x + 1) - (-1)^n n! / x^(n+1) from x in (-1, 0) down to -30.
+
+    The reflection branch (x < 0) is thus tied to the positive branch, which is checked
+    against SciPy; the bound is a few ulps of the terms (x + 1 is exact for x < 0).
+    """
+    xs = _polygamma_points(True)
+    term = (-1.0) ** (n + 1) * math.factorial(n) / xs ** (n + 1)
+    for label, f in (("NumPy", twin), ("C", lambda t: _c_polygamma(n, index, t))):
+        lhs, shifted = f(xs), f(xs + 1.0)
+        scale = np.abs(shifted) + np.abs(term)
+        bad = np.abs(lhs - (shifted + term)) > 4 * RTOL_SAME * scale
+        assert not np.any(bad), f"{label} psi_{n}: recurrence fails at {xs[bad].tolist()}"
+
+
+@pytest.mark.parametrize("negative", [False, True], ids=["x>0", "x<0"])
+def test_polygamma_helpers_differentiate_to_the_next(negative):
+    """d/dx trigamma = tetragamma and d/dx tetragamma = psi_3, in both modes.
+
+    The helpers' series are termwise derivatives of each other, so the tracer derivative
+    of trigamma is tetragamma to rounding; psi_3 is checked against SciPy for x > 0.
+    """
+    xs = _polygamma_points(negative)[::7]
+    scale = np.abs(special.tetragamma(xs))
+    if negative:
+        rest = special.tetragamma(1.0 - xs)
+        scale = np.abs(rest) + np.abs(special.tetragamma(xs) - rest)
+    for mode in ("forward", "reverse"):
+        d1 = dualad.grad(lambda t: np.sum(special.trigamma(t)), mode=mode)(xs)
+        bad = np.abs(d1 - special.tetragamma(xs)) > 1e-13 * scale
+        assert not np.any(bad), f"d trigamma ({mode}) at {xs[bad].tolist()}"
+        if not negative:
+            d2 = dualad.grad(lambda t: np.sum(special.tetragamma(t)), mode=mode)(xs)
+            assert_allclose(d2, sp.polygamma(3, xs), rtol=1e-13, atol=0,
+                            err_msg=f"d tetragamma ({mode}) vs polygamma(3, x)")
 
 
 # ---------------------------------------------------------------------------------------
@@ -516,7 +684,7 @@ def test_unary_ufunc_on_dual_array_both_paths(rule, case):
     v = _values(rule, 0, shape, rng)
     t = rng.standard_normal((k,) + shape)
     value, tangent = _reference(rule, [(v, t)])
-    label = f"np.{rule.name} on DualArray shape {shape}, k={k}, at {v.tolist()}"
+    label = f"{_qualname(rule)} on DualArray shape {shape}, k={k}, at {v.tolist()}"
     fused = _ufunc(rule)(DualArray(v, t))
     fallback = _ufunc(rule)(_noncontiguous(v, t))
     assert type(fused) is type(fallback) is (Dual if shape == () else DualArray), label
@@ -537,10 +705,10 @@ def test_unary_ufunc_on_dual(rule, k):
         value, tangent = _reference(rule, [(v, t)])
         r = _ufunc(rule)(Dual(v, t))
         assert type(r) is Dual
-        _check_result(r, value, tangent, f"np.{rule.name}(Dual({v!r}), k={k})")
+        _check_result(r, value, tangent, f"{_qualname(rule)}(Dual({v!r}), k={k})")
         # the Dual and the 0-d DualArray (C loop) agree
         _check_result(_ufunc(rule)(DualArray(v, t)), np.asarray(r.value), r.partials,
-                      f"np.{rule.name}: 0-d DualArray vs Dual at {v!r}")
+                      f"{_qualname(rule)}: 0-d DualArray vs Dual at {v!r}")
 
 
 #: Operand kinds for binary rules: how each side is given.
@@ -589,7 +757,7 @@ def test_binary_ufunc_on_dual_array_both_paths(rule, kinds, case):
         ncs.append(_noncontiguous(v, t) if kind == "array" else op)
     value, tangent = _reference(rule, refs)
     tangent = np.broadcast_to(tangent, (k,) + value.shape)
-    label = (f"np.{rule.name}({kinds}), shape {shape}, k={k}, at "
+    label = (f"{_qualname(rule)}({kinds}), shape {shape}, k={k}, at "
              f"{[np.asarray(rv).tolist() for rv, _ in refs]}")
     fused = _ufunc(rule)(*ops)
     fallback = _ufunc(rule)(*ncs)
@@ -619,7 +787,7 @@ def test_binary_ufunc_broadcasting(rule, k, shapes):
     out_shape = np.broadcast_shapes(sx, sy)
     vx, vy = _values(rule, 0, sx, rng), _values(rule, 1, sy, rng)
     tx, ty = rng.standard_normal((k,) + sx), rng.standard_normal((k,) + sy)
-    label = f"np.{rule.name} broadcasting {sx} with {sy}, k={k}"
+    label = f"{_qualname(rule)} broadcasting {sx} with {sy}, k={k}"
 
     def full(v, t):
         # lanes stay in front: pad the value axes on the left, after the lane axis
@@ -675,7 +843,7 @@ def test_binary_ufunc_on_dual(rule, kinds, k):
                 ops.append(c)
                 refs.append((float(c), None))
         value, tangent = _reference(rule, refs)
-        label = f"np.{rule.name}({kinds}) at {[r[0] for r in refs]}, k={k}"
+        label = f"{_qualname(rule)}({kinds}) at {[r[0] for r in refs]}, k={k}"
         r = _ufunc(rule)(*ops)
         assert type(r) is Dual, f"{label}: got {type(r).__name__}"
         _check_result(r, value, tangent, label)
@@ -689,8 +857,15 @@ def test_binary_ufunc_on_dual(rule, kinds, k):
 
 PATHS = ["dual", "fused", "fallback", "object"]
 
-#: NumPy has no object loop for these, or its object loop calls math.floor/math.trunc.
-OBJECT_UNSUPPORTED = {"float_power", "logaddexp", "logaddexp2", "floor", "ceil", "trunc"}
+def _has_object_loop(ufunc):
+    return any(t.startswith("O" * ufunc.nin) for t in ufunc.types)
+
+
+#: No object loop (NumPy's float_power, logaddexp, logaddexp2, all of scipy.special's:
+#: object arrays raise TypeError there, with or without dualad), or an object loop that
+#: calls math.floor/math.trunc.
+OBJECT_UNSUPPORTED = ({r.name for r in RULES if not _has_object_loop(ufunc_of(r.name))}
+                      | {"floor", "ceil", "trunc"})
 #: NumPy's object loop for these compares the elements and returns one of them (or an
 #: int for sign): the rule is not applied, so the conventions at ties do not hold there.
 OBJECT_BY_COMPARISON = {"maximum", "minimum", "fmax", "fmin", "sign"}
@@ -806,6 +981,24 @@ KINK_CASES = [
     ("sign at 0", np.sign, [(0.0, 1.0)], 0.0, 0.0),
     ("sign at -2", np.sign, [(-2.0, 1.0)], -1.0, 0.0),
     ("sign at 3", np.sign, [(3.0, 1.0)], 1.0, 0.0),
+    # scipy.special: xlogy(0, y) = 0 with the partials of x log y; closed forms at the
+    # zeros and centres; a zero tangent annihilates the infinite partial at a pole
+    ("xlogy(0, y) dx", sp.xlogy, [(0.0, 1.0), (2.0, None)], 0.0, math.log(2.0)),
+    ("xlogy(0, y) dy", sp.xlogy, [(0.0, None), (2.0, 1.0)], 0.0, 0.0),
+    ("xlogy(0, y) both", sp.xlogy, [(0.0, 1.0), (0.5, 1.0)], 0.0, math.log(0.5)),
+    ("xlog1py(0, y) dx", sp.xlog1py, [(0.0, 1.0), (1.0, None)], 0.0, math.log(2.0)),
+    ("xlog1py(0, y) dy", sp.xlog1py, [(0.0, None), (-0.5, 1.0)], 0.0, 0.0),
+    ("erf at 0", sp.erf, [(0.0, 1.0)], 0.0, 2.0 / math.sqrt(math.pi)),
+    ("erfc at 0", sp.erfc, [(0.0, 1.0)], 1.0, -2.0 / math.sqrt(math.pi)),
+    ("gamma at 1", sp.gamma, [(1.0, 1.0)], 1.0, -np.euler_gamma),
+    ("gammaln at 1", sp.gammaln, [(1.0, 1.0)], 0.0, -np.euler_gamma),
+    ("gammaln at 2", sp.gammaln, [(2.0, 1.0)], 0.0, 1.0 - np.euler_gamma),
+    ("digamma at 1", sp.digamma, [(1.0, 1.0)], -np.euler_gamma, math.pi ** 2 / 6),
+    ("expit at 0", sp.expit, [(0.0, 1.0)], 0.5, 0.25),
+    ("logit at 1/2", sp.logit, [(0.5, 1.0)], 0.0, 4.0),
+    ("gammaln, zero tangent at 0", sp.gammaln, [(0.0, 0.0)], np.inf, 0.0),
+    ("gamma, zero tangent at -1", sp.gamma, [(-1.0, 0.0)], np.nan, 0.0),
+    ("digamma, zero tangent at 0", sp.digamma, [(0.0, 0.0)], -np.inf, 0.0),
 ]
 
 
@@ -813,8 +1006,11 @@ KINK_CASES = [
 @pytest.mark.parametrize("case", KINK_CASES, ids=[c[0] for c in KINK_CASES])
 def test_conventions_at_kinks_and_special_points(case, path):
     label, ufunc, operands, value, derivative = case
-    if path == "object" and ufunc.__name__ in OBJECT_UNSUPPORTED | OBJECT_BY_COMPARISON:
-        pytest.skip(f"NumPy's object loop for {ufunc.__name__} does not call dualad")
+    # (by the ufunc, not its name: scipy.special.digamma is the ufunc named "psi")
+    if path == "object" and (not _has_object_loop(ufunc) or ufunc.__name__
+                             in OBJECT_UNSUPPORTED | OBJECT_BY_COMPARISON):
+        pytest.skip(f"{ufunc.__name__}: no object loop, or NumPy's object loop does not "
+                    "apply the rule")
     got_v, got_d = _run(path, ufunc, operands)
     msg = f"{label} via {path}: got value {got_v!r}, derivative {got_d!r}"
     assert_allclose(got_v, value, rtol=1e-15, atol=0, err_msg=msg)

@@ -7,7 +7,10 @@ Oracles:
   chunk sizes 1, 3 and the default (the three must also agree with each other);
 * for the linear ops, the matrix of the op built from plain-NumPy images of the basis
   vectors: a linear op applied to ``e_i`` involves no rounding, so the equality is exact;
-* closed forms where finite differences cannot decide (ties of max/min, kinks, 0).
+* closed forms where finite differences cannot decide (ties of max/min, kinks, 0);
+* reverse mode: every case's reverse-mode Jacobian equals the forward-mode one, and the
+  closed forms hold in both modes (``MODES``).  The reverse rules' own table is
+  ``test_reverse_rules.py``.
 """
 
 import numpy as np
@@ -18,6 +21,7 @@ import dualad
 from conftest import ATOL_FD, RTOL_FD, fd_jacobian
 
 CHUNKS = [1, 3, None]
+MODES = ["forward", "reverse"]
 
 
 # -- points --------------------------------------------------------------------------------
@@ -489,6 +493,25 @@ def test_value_matches_numpy(case, rng):
     assert_allclose(value, expected, rtol=1e-12, atol=1e-14, err_msg=case.name)
 
 
+# Known gaps outside dualad/rules (see test_reverse_rules.py): RArray lacks these ndarray
+# methods.
+def _reverse_param(case):
+    return pytest.param(case, id=case.name)
+
+
+@pytest.mark.parametrize("case", [_reverse_param(c) for c in CASES])
+def test_reverse_jacobian_matches_forward(case, rng):
+    x = _point(case.kind, case.shape, rng)
+    before = x.copy()
+    rev = dualad.jacobian(case.f, mode="reverse")(x)
+    fwd = dualad.jacobian(case.f, mode="forward")(x)
+    assert_array_equal(x, before, err_msg=f"{case.name}: reverse mode modified x")
+    assert np.shape(rev) == np.shape(fwd), \
+        f"{case.name}: {np.shape(rev)} != {np.shape(fwd)}"
+    assert_allclose(rev, fwd, rtol=1e-12, atol=1e-14,
+                    err_msg=f"{case.name}: reverse != forward at x={x!r}")
+
+
 def _basis_matrix(f, shape):
     """The matrix of a linear f from its plain-NumPy images of the basis vectors."""
     cols = []
@@ -528,28 +551,31 @@ def test_linear_rule_adjoint_identity(case, rng):
 @pytest.mark.parametrize("fn", [np.max, np.amax, lambda x: x.max(),
                                 lambda x: np.maximum.reduce(x)],
                          ids=["max", "amax", "method", "maximum.reduce-1d"])
-def test_max_ties_split_evenly(fn):
+@pytest.mark.parametrize("mode", MODES)
+def test_max_ties_split_evenly(fn, mode):
     x = np.array([1.0, 3.0, 3.0, 2.0])
-    assert_allclose(dualad.grad(fn)(x), [0.0, 0.5, 0.5, 0.0], rtol=0, atol=1e-15,
+    assert_allclose(dualad.grad(fn, mode=mode)(x), [0.0, 0.5, 0.5, 0.0], rtol=0, atol=1e-15,
                     err_msg="max with a two-way tie")
     x = np.array([3.0, 3.0, -1.0, 3.0])
-    assert_allclose(dualad.grad(fn)(x), [1 / 3, 1 / 3, 0.0, 1 / 3], rtol=1e-15,
+    assert_allclose(dualad.grad(fn, mode=mode)(x), [1 / 3, 1 / 3, 0.0, 1 / 3], rtol=1e-15,
                     atol=1e-15, err_msg="max with a three-way tie")
 
 
 @pytest.mark.parametrize("fn", [np.min, np.amin, lambda x: x.min()],
                          ids=["min", "amin", "method"])
-def test_min_ties_split_evenly(fn):
+@pytest.mark.parametrize("mode", MODES)
+def test_min_ties_split_evenly(fn, mode):
     x = np.array([1.0, -3.0, 2.0, -3.0])
-    assert_allclose(dualad.grad(fn)(x), [0.0, 0.5, 0.0, 0.5], rtol=0, atol=1e-15,
+    assert_allclose(dualad.grad(fn, mode=mode)(x), [0.0, 0.5, 0.0, 0.5], rtol=0, atol=1e-15,
                     err_msg="min with a two-way tie")
 
 
 @pytest.mark.parametrize("fn,axis", [(np.max, 0), (np.min, -1), (np.amax, 1),
                                      (np.amin, (0, 1))])
-def test_extreme_ties_with_axis(fn, axis):
+@pytest.mark.parametrize("mode", MODES)
+def test_extreme_ties_with_axis(fn, axis, mode):
     x = np.array([[1.0, 2.0, 2.0], [1.0, 0.0, 2.0]])
-    jac = dualad.jacobian(lambda z: fn(z, axis=axis, keepdims=True))(x)
+    jac = dualad.jacobian(lambda z: fn(z, axis=axis, keepdims=True), mode=mode)(x)
     best = fn(x, axis=axis, keepdims=True)
     mask = (x == best).astype(float)
     w = mask / mask.sum(axis=axis, keepdims=True)
@@ -569,61 +595,72 @@ def test_extreme_ties_with_axis(fn, axis):
     ([0.0], [1.0]),
     ([5.0, -2.0, 0.5], [-1.0, 2.5, -10.0]),
 ])
-def test_prod_gradient_with_zeros_closed_form(x, expected):
-    assert_allclose(dualad.grad(np.prod)(np.array(x)), expected, rtol=1e-15, atol=0,
-                    err_msg=f"prod at {x}")
+@pytest.mark.parametrize("mode", MODES)
+def test_prod_gradient_with_zeros_closed_form(x, expected, mode):
+    assert_allclose(dualad.grad(np.prod, mode=mode)(np.array(x)), expected, rtol=1e-15,
+                    atol=0, err_msg=f"prod at {x}")
 
 
-def test_cumprod_with_zeros_closed_form():
+@pytest.mark.parametrize("mode", MODES)
+def test_cumprod_with_zeros_closed_form(mode):
     x = np.array([2.0, 0.0, 3.0, 4.0])
     # y = [x0, x0 x1, x0 x1 x2, x0 x1 x2 x3]
     expected = np.array([[1, 0, 0, 0],
                          [0, 2, 0, 0],
                          [0, 6, 0, 0],
                          [0, 24, 0, 0]], dtype=float)
-    assert_allclose(dualad.jacobian(np.cumprod)(x), expected, rtol=0, atol=0,
+    assert_allclose(dualad.jacobian(np.cumprod, mode=mode)(x), expected, rtol=0, atol=0,
                     err_msg="cumprod with a zero")
 
 
 @pytest.mark.parametrize("ord_,shape", [(None, (3,)), (2, (3,)), (1, (3,)), (np.inf, (3,)),
                                         (3, (3,)), (1.5, (3,)), (None, (2, 3)),
                                         ("fro", (2, 3)), (None, (2, 2, 2))])
-def test_norm_gradient_at_zero_is_zero(ord_, shape):
-    g = dualad.grad(lambda x: np.linalg.norm(x, ord_))(np.zeros(shape))
+@pytest.mark.parametrize("mode", MODES)
+def test_norm_gradient_at_zero_is_zero(ord_, shape, mode):
+    g = dualad.grad(lambda x: np.linalg.norm(x, ord_), mode=mode)(np.zeros(shape))
     assert np.all(np.isfinite(g)), f"norm ord={ord_}: gradient at 0 is {g}"
     assert_array_equal(g, np.zeros(shape), err_msg=f"norm ord={ord_} at 0")
 
 
-def test_norm_gradient_is_unit_vector():
+@pytest.mark.parametrize("mode", MODES)
+def test_norm_gradient_is_unit_vector(mode):
     x = np.array([3.0, -4.0])
-    assert_allclose(dualad.grad(np.linalg.norm)(x), [0.6, -0.8], rtol=1e-15, atol=0,
-                    err_msg="d|x|/dx = x/|x|")
+    assert_allclose(dualad.grad(np.linalg.norm, mode=mode)(x), [0.6, -0.8], rtol=1e-15,
+                    atol=0, err_msg="d|x|/dx = x/|x|")
 
 
-def test_clip_derivative_at_and_beyond_bounds():
+@pytest.mark.parametrize("mode", MODES)
+def test_clip_derivative_at_and_beyond_bounds(mode):
     x = np.array([-2.0, -1.0, 0.0, 1.0, 2.0])
-    jac = dualad.jacobian(lambda z: np.clip(z, -1.0, 1.0))(x)
+    jac = dualad.jacobian(lambda z: np.clip(z, -1.0, 1.0), mode=mode)(x)
     # inside (bounds included) the derivative follows x; outside it is 0
     assert_array_equal(np.diag(jac), [0.0, 1.0, 1.0, 1.0, 0.0], err_msg="clip")
 
 
-def test_sort_gradient_is_permutation():
+@pytest.mark.parametrize("mode", MODES)
+def test_sort_gradient_is_permutation(mode):
     x = np.array([3.0, 1.0, 2.0])
-    assert_array_equal(dualad.jacobian(np.sort)(x),
+    assert_array_equal(dualad.jacobian(np.sort, mode=mode)(x),
                        [[0, 1, 0], [0, 0, 1], [1, 0, 0]], err_msg="sort")
 
 
-def test_std_of_constant_has_finite_gradient():
-    """std at a point with zero spread: sqrt'(0) * 0 tangent annihilates, no NaN."""
-    g = dualad.grad(np.std)(np.full(3, 2.0))
+@pytest.mark.parametrize("mode", MODES)
+def test_std_of_constant_has_finite_gradient(mode):
+    """std at a point with zero spread: the minimum-norm subgradient 0, no NaN."""
+    g = dualad.grad(np.std, mode=mode)(np.full(3, 2.0))
     assert np.all(np.isfinite(g)), f"std gradient at constant input: {g}"
+    assert_array_equal(g, np.zeros(3), err_msg=f"std at constant input ({mode})")
 
 
-def test_polyval_closed_form():
+@pytest.mark.parametrize("mode", MODES)
+def test_polyval_closed_form(mode):
     p = np.array([1.0, -2.0, 3.0])  # x^2 - 2x + 3
     d = dualad.derivative(lambda t: np.polyval(p, t))(1.5)
     assert_allclose(d, 2 * 1.5 - 2, rtol=1e-15, atol=0, err_msg="polyval derivative")
-    g = dualad.grad(lambda q: np.polyval(q, 2.0))(p)
+    d = dualad.grad(lambda t: np.polyval(p, t[0]), mode=mode)(np.array([1.5]))
+    assert_allclose(d, [2 * 1.5 - 2], rtol=1e-15, atol=0, err_msg="polyval derivative")
+    g = dualad.grad(lambda q: np.polyval(q, 2.0), mode=mode)(p)
     assert_array_equal(g, [4.0, 2.0, 1.0], err_msg="polyval d/dp")
 
 
@@ -632,7 +669,8 @@ def test_polyval_closed_form():
 @pytest.mark.parametrize("alloc", [np.zeros_like, np.ones_like, np.empty_like,
                                    lambda x: np.full_like(x, 7.0)],
                          ids=["zeros_like", "ones_like", "empty_like", "full_like"])
-def test_like_allocation_then_fill(alloc, rng):
+@pytest.mark.parametrize("mode", MODES)
+def test_like_allocation_then_fill(alloc, mode, rng):
     def f(x):
         y = alloc(x)
         y[0] = x[1] ** 2
@@ -642,9 +680,9 @@ def test_like_allocation_then_fill(alloc, rng):
         return y
 
     x = rng.standard_normal(4)
-    jac = dualad.jacobian(f)(x)
+    jac = dualad.jacobian(f, mode=mode)(x)
     assert_allclose(jac, fd_jacobian(f, x), rtol=RTOL_FD, atol=ATOL_FD,
-                    err_msg="allocate-then-fill")
+                    err_msg=f"allocate-then-fill ({mode})")
 
 
 @pytest.mark.parametrize("alloc,fill", [(np.zeros_like, 0.0), (np.ones_like, 1.0),
@@ -699,7 +737,8 @@ def test_like_returns_dualarray():
     assert seen == [dualad.DualArray] * 4, seen
 
 
-def test_like_partial_fill_2d(rng):
+@pytest.mark.parametrize("mode", MODES)
+def test_like_partial_fill_2d(mode, rng):
     def f(x):
         y = np.zeros_like(x)
         y[0, :] = x[1, :] * x[0, :]
@@ -707,8 +746,8 @@ def test_like_partial_fill_2d(rng):
         return y
 
     x = rng.standard_normal((2, 3))
-    assert_allclose(dualad.jacobian(f)(x), fd_jacobian(f, x), rtol=RTOL_FD, atol=ATOL_FD,
-                    err_msg="2-d zeros_like fill")
+    assert_allclose(dualad.jacobian(f, mode=mode)(x), fd_jacobian(f, x), rtol=RTOL_FD,
+                    atol=ATOL_FD, err_msg=f"2-d zeros_like fill ({mode})")
 
 
 # -- the rules nest: forward-over-forward second derivatives -------------------------------
@@ -752,13 +791,15 @@ SECOND_ORDER = {
 }
 
 
+@pytest.mark.parametrize("inner", MODES, ids=lambda m: f"forward-over-{m}")
 @pytest.mark.parametrize("name", list(SECOND_ORDER))
-def test_rules_nest_for_second_derivatives(name, rng):
+def test_rules_nest_for_second_derivatives(name, inner, rng):
     """jacobian(grad(f)): the rules' own NumPy calls are differentiated again."""
     f, shape = SECOND_ORDER[name]
     x = rng.uniform(0.6, 1.4, shape) * rng.choice([-1.0, 1.0], shape)
-    hess = dualad.jacobian(dualad.grad(f))(x)
-    assert_allclose(hess, fd_jacobian(dualad.grad(f), x), rtol=RTOL_FD, atol=ATOL_FD,
-                    err_msg=f"Hessian of {name}")
+    grad = dualad.grad(f, mode=inner)
+    hess = dualad.jacobian(grad)(x)
+    assert_allclose(hess, fd_jacobian(grad, x), rtol=RTOL_FD, atol=ATOL_FD,
+                    err_msg=f"Hessian of {name} (forward over {inner})")
     flat = hess.reshape(x.size, x.size)
     assert_allclose(flat, flat.T, rtol=1e-12, atol=1e-12, err_msg=f"{name}: symmetry")

@@ -5,13 +5,20 @@ Directives
 ``.. dualad-coverage:: <table>``
     A table generated at build time from the code, so that it cannot drift from it:
 
-    * ``elementwise``: every rule of ``dualad.rules._elementwise.RULES`` (the ufunc, its
-      aliases and operators, the first partials as written in the table, and its flags);
+    * ``elementwise``: every NumPy rule of ``dualad.rules._elementwise.RULES`` (the
+      ufunc, its aliases and operators, the first partials as written in the table, and
+      its flags);
+    * ``special``: the same for the rules of the table whose ufunc is ``scipy.special``'s;
     * ``boolean``: ``BOOLEAN_UFUNCS`` (applied to values only);
-    * ``functions`` / ``values-only``: the NumPy functions of
-      ``dualad.rules.registry.registered("forward")`` with a derivative rule, and those
-      evaluated on values only (rules added at run time with ``defrule`` are left out);
-    * ``methods``: the public methods and properties of ``dualad.DualArray``.
+    * ``functions`` / ``values-only``: the NumPy functions outside ``numpy.linalg`` of
+      ``dualad.rules.registry.registered(mode)`` with a derivative rule, and those
+      evaluated on values only, for both modes: the names with a rule in both, then
+      any with a rule in one mode only (rules added at run time with ``defrule`` and
+      dualad's internal entries are left out);
+    * ``linalg``: the ``numpy.linalg`` functions with a rule, one row each, with the
+      modes that have it;
+    * ``methods``: the public methods and properties of ``dualad.DualArray``, and how
+      the reverse-mode array ``dualad._tape.RArray`` differs.
 
 ``.. dualad-rule:: <name>``
     One entry of the rule table and the C kernels generated from it.
@@ -164,16 +171,24 @@ def _kind(impl):
     return "rule"
 
 
-def elementwise_rows():
+#: How a rule's ufunc is spelled in the tables, by the module that defines it.
+MODULE_PREFIX = {"numpy": "np.", "scipy.special": "scipy.special."}
+
+
+def elementwise_rows(module="numpy"):
+    """One row per rule of the table whose ufunc belongs to ``module``."""
     from dualad.rules._elementwise import RULES, ZERO_ORDER_OF
 
+    prefix = MODULE_PREFIX.get(module, module + ".")
     aliases = {}
     for alias, name in ZERO_ORDER_OF.items():
         aliases.setdefault(name, []).append(f"np.{alias}")
     rows = []
     for rule in RULES:
-        also = list(aliases.get(rule.name, []))
-        if rule.name in OPERATORS:
+        if getattr(rule, "module", "numpy") != module:
+            continue
+        also = list(aliases.get(rule.name, [])) if module == "numpy" else []
+        if module == "numpy" and rule.name in OPERATORS:
             also.append(OPERATORS[rule.name])
         args = "x" if rule.arity == 1 else "x, y"
         partials = tuple(_para(f"{label} = ", _code(expr))
@@ -191,7 +206,7 @@ def elementwise_rows():
             else:
                 notes.append(nodes.Text(text))
         rows.append([
-            _code(f"np.{rule.name}({args})"),
+            _code(f"{prefix}{rule.name}({args})"),
             _codes(also) if also else "",
             partials,
             notes,
@@ -199,8 +214,41 @@ def elementwise_rows():
     return rows
 
 
+MODES = ("forward", "reverse")
+
+
+def registered_names(kind, linalg):
+    """``{public name: modes}`` of the registered NumPy functions of ``kind`` ("rule" or
+    "values"), inside ``numpy.linalg`` or outside it; dualad's internal entries and
+    ``defrule`` rules are left out.  Names are spelled ``np.``."""
+    from dualad.rules.registry import registered
+
+    names = {}
+    for mode in MODES:
+        for func, impl in registered(mode).items():
+            name = public_name(func)
+            if not name.startswith("numpy.") or _kind(impl) != kind:
+                continue
+            if name.startswith("numpy.linalg.") != linalg:
+                continue
+            names.setdefault(name.replace("numpy.", "np.", 1), set()).add(mode)
+    return names
+
+
+def _by_modes(names):
+    """Paragraphs: the names with a rule in both modes, then those in one mode only."""
+    both = sorted(n for n, modes in names.items() if len(modes) == len(MODES))
+    out = [_codes(both)] if both else []
+    for mode in MODES:
+        only = sorted(n for n, modes in names.items() if modes == {mode})
+        if only:
+            out.append(_para(f"In {mode} mode only: ", _codes(only).children))
+    return out
+
+
 class CoverageDirective(Directive):
-    """``.. dualad-coverage:: elementwise|boolean|functions|values-only|methods``."""
+    """``.. dualad-coverage:: elementwise|special|boolean|functions|values-only|linalg|
+    methods``."""
 
     required_arguments = 1
     has_content = False
@@ -208,32 +256,36 @@ class CoverageDirective(Directive):
     def run(self):
         which = self.arguments[0]
         env = self.state.document.settings.env
-        for mod in ("_elementwise", "registry", "linear"):
+        for mod in ("_elementwise", "registry", "linear", "linalg", "vjps", "special"):
             path = os.path.join(os.path.dirname(_package_dir()), "dualad", "rules",
                                 f"{mod}.py")
             if os.path.exists(path):
                 env.note_dependency(path)
-        if which == "elementwise":
+        if which in ("elementwise", "special"):
+            module = "numpy" if which == "elementwise" else "scipy.special"
             return [_table(["ufunc", "also reached by", "first partials (from the table)",
-                            "notes"], elementwise_rows(), widths=[22, 16, 42, 20],
+                            "notes"], elementwise_rows(module), widths=[22, 16, 42, 20],
                            classes=["dualad-coverage"])]
         if which == "boolean":
             from dualad.rules._elementwise import BOOLEAN_UFUNCS
             return [_codes([f"np.{n}" for n in BOOLEAN_UFUNCS])]
         if which in ("functions", "values-only"):
-            from dualad.rules.registry import registered
-            funcs = registered("forward")
-            want = "rule" if which == "functions" else "values"
-            names = sorted({public_name(f) for f, impl in funcs.items()
-                            if _kind(impl) == want})
-            names = [n.replace("numpy.", "np.", 1) for n in names]
-            return [_codes(names)]
+            kind = "rule" if which == "functions" else "values"
+            return _by_modes(registered_names(kind, linalg=False))
+        if which == "linalg":
+            names = registered_names("rule", linalg=True)
+            rows = [[_code(name), "yes" if "forward" in modes else "no",
+                     "yes" if "reverse" in modes else "no"]
+                    for name, modes in sorted(names.items())]
+            return [_table(["function", "forward mode", "reverse mode"], rows,
+                           widths=[40, 30, 30])]
         if which == "methods":
             import inspect
 
             from numpydoc.docscrape import NumpyDocString
 
             from dualad import DualArray
+            from dualad._tape import RArray
             attributes = {p.name.strip(): " ".join(p.desc)
                           for p in NumpyDocString(inspect.getdoc(DualArray))["Attributes"]}
             rows = []
@@ -252,7 +304,22 @@ class CoverageDirective(Directive):
                 parsed, messages = self.state.inline_text(summary, self.lineno)
                 rows.append([_code(f"{name}()" if is_method else name),
                              parsed + messages])
-            return [_table(["member", "what it does"], rows, widths=[25, 75])]
+            out = [_table(["member", "what it does"], rows, widths=[25, 75])]
+            public = {n for n in dir(DualArray) if not n.startswith("_")}
+            rpublic = {n for n in dir(RArray) if not n.startswith("_")}
+            missing, extra = sorted(public - rpublic), sorted(rpublic - public)
+            text = ["In reverse mode the array is an ", _code("RArray"), ". "]
+            if missing or extra:
+                text.append("It has the same members")
+                if missing:
+                    text += [" except "] + _codes(missing).children
+                if extra:
+                    text += ["; instead it has "] + _codes(extra).children
+                text.append(".")
+            else:
+                text.append("It has the same members.")
+            out.append(_para(*text))
+            return out
         raise self.error(f"dualad-coverage: unknown table {which!r}")
 
 

@@ -110,27 +110,38 @@ _HEADER = '''\
 # Binary rules also get rule_<name>_dx / rule_<name>_dy, which skip the partial of a
 # constant operand (faster, and no spurious floating-point flags such as log(x < 0)
 # for x ** 2.0).
+#
+# Every function is compiled with cdivision: the kernels' contract is IEEE arithmetic,
+# as NumPy's (1 / 0 = inf, 0 / 0 = nan); Python semantics (cdivision off, as in the
+# DUALAD_CYTHON_DEBUG build) would raise ZeroDivisionError inside noexcept kernels.
+cimport cython
 from libc.math cimport (sin, cos, tan, asin, acos, atan, atan2, sinh, cosh, tanh,
                         asinh, acosh, atanh, exp, exp2, expm1, log, log2, log10, log1p,
                         sqrt, cbrt, hypot, pow, fabs, floor, ceil, rint, trunc, fmax,
-                        fmin, isnan)
+                        fmin, isnan, INFINITY)
+from scipy.special cimport cython_special as _sc
 
 ctypedef void (*unary_kernel)(double x, double* out) noexcept nogil
 ctypedef void (*binary_kernel)(double x, double y, double* out) noexcept nogil
 
 
+@cython.cdivision(True)
 cdef inline double _dd_sign(double x) noexcept nogil:
     if x > 0.0:
         return 1.0
     if x < 0.0:
         return -1.0
-    return x * 0.0  # 0 for 0, nan for nan (as np.sign)
+    if x == 0.0:
+        return 0.0  # +0 for either zero, as np.sign
+    return x  # nan
 
 
+@cython.cdivision(True)
 cdef inline double _dd_square(double x) noexcept nogil:
     return x * x
 
 
+@cython.cdivision(True)
 cdef inline double _dd_power(double x, double y) noexcept nogil:
     # exponents where a cheaper exact form gives pow's result bit for bit (x ** 2.0)
     if y == 2.0:
@@ -144,6 +155,121 @@ cdef inline double _dd_power(double x, double y) noexcept nogil:
     return pow(x, y)  # (no sqrt for 0.5: pow(-0.0, 0.5) = +0 and pow(-inf, 0.5) = inf)
 
 
+# scipy.special: the kernels call SciPy's own scalar implementations (the code behind
+# the ufuncs, exported by scipy.special.cython_special), so a kernel's primal is the
+# ufunc's value, poles and special values included (digamma(+-0) = -+inf, gammaln(-inf)
+# = -inf, ...).  C's lgamma/tgamma/erfc and series of our own differ from SciPy by up
+# to thousands of ulps near the zeros of gammaln, digamma and logit and in erfc's tail;
+# lgamma also writes the global signgam, a data race without the GIL.
+@cython.cdivision(True)
+cdef inline double _dd_erf(double x) noexcept nogil:
+    return _sc.erf(x)
+
+
+@cython.cdivision(True)
+cdef inline double _dd_erfc(double x) noexcept nogil:
+    return _sc.erfc(x)
+
+
+@cython.cdivision(True)
+cdef inline double _dd_gamma(double x) noexcept nogil:
+    return _sc.gamma(x)
+
+
+@cython.cdivision(True)
+cdef inline double _dd_gammaln(double x) noexcept nogil:
+    return _sc.gammaln(x)
+
+
+@cython.cdivision(True)
+cdef inline double _dd_digamma(double x) noexcept nogil:
+    return _sc.psi(x)
+
+
+@cython.cdivision(True)
+cdef inline double _dd_expit(double x) noexcept nogil:
+    return _sc.expit(x)
+
+
+@cython.cdivision(True)
+cdef inline double _dd_logit(double x) noexcept nogil:
+    return _sc.logit(x)
+
+
+# Polygamma functions psi_1 and psi_2 (partials of gamma, gammaln, digamma): SciPy has
+# no scalar C version, so these are ours, and dualad/rules/special.py evaluates the
+# same arithmetic in NumPy (kernels = registry to the last bit or two, and the Python
+# version is differentiable again).  For x > 0: recurrence psi_n(x) = psi_n(x + 1) -
+# (-1)^n n! / x^(n+1) up to x >= 16, then the asymptotic series (DLMF 5.15.8), whose
+# first omitted term is below 1e-17 relative there.  For x < 0: the reflection formula
+# (DLMF 5.15.6 differentiated) with sin(pi t) and cos(pi t), t = x - rint(x) (an exact
+# argument reduction to [-1/2, 1/2]).  Special values as scipy.special.polygamma(n, x):
+# at the poles (x = 0, -1, ..., -inf) psi_1 = inf and psi_2 = -inf; at +inf both are 0;
+# nan propagates.
+@cython.cdivision(True)
+cdef inline double _dd_sinpi(double t) noexcept nogil:
+    # sin(pi t) for |t| <= 1/2; beyond 1/4 as cos(pi (1/2 - |t|)), whose argument is
+    # exact (sin(pi * t) would turn the rounding of pi * t into a large error near 1/2)
+    if fabs(t) <= 0.25:
+        return sin(3.141592653589793 * t)
+    if t < 0.0:
+        return -cos(3.141592653589793 * (0.5 - fabs(t)))
+    return cos(3.141592653589793 * (0.5 - fabs(t)))
+
+
+@cython.cdivision(True)
+cdef inline double _dd_cospi(double t) noexcept nogil:
+    # cos(pi t) for |t| <= 1/2, likewise accurate near 1/2 (where it vanishes)
+    if fabs(t) <= 0.25:
+        return cos(3.141592653589793 * t)
+    return sin(3.141592653589793 * (0.5 - fabs(t)))
+
+
+@cython.cdivision(True)
+cdef inline double _dd_trigamma(double x) noexcept nogil:
+    cdef double acc = 0.0, r, r2, s
+    if isnan(x):
+        return x
+    if x <= 0.0 and x == floor(x):
+        return INFINITY
+    if x < 0.0:  # psi_1(x) + psi_1(1 - x) = pi^2 / sin^2(pi x)
+        s = _dd_sinpi(x - rint(x))
+        return 9.869604401089358 / (s * s) - _dd_trigamma(1.0 - x)
+    while x < 16.0:
+        acc = acc + 1.0 / (x * x)
+        x = x + 1.0
+    r = 1.0 / x
+    r2 = r * r
+    return acc + r + 0.5 * r2 + r * r2 * (
+        0.16666666666666666 - r2 * (0.03333333333333333 - r2 * (
+            0.023809523809523808 - r2 * (0.03333333333333333 - r2 * (
+                0.07575757575757576 - r2 * (0.2531135531135531
+                                            - r2 * 1.1666666666666667))))))
+
+
+@cython.cdivision(True)
+cdef inline double _dd_tetragamma(double x) noexcept nogil:
+    cdef double acc = -0.0, r, r2, s, t
+    if isnan(x):
+        return x
+    if x <= 0.0 and x == floor(x):
+        return -INFINITY
+    if x < 0.0:  # psi_2(x) = psi_2(1 - x) - 2 pi^3 cos(pi x) / sin^3(pi x)
+        t = x - rint(x)
+        s = _dd_sinpi(t)
+        return _dd_tetragamma(1.0 - x) - 62.01255336059963 * _dd_cospi(t) / (s * s * s)
+    while x < 16.0:
+        acc = acc + (-2.0) / (x * x * x)
+        x = x + 1.0
+    r = 1.0 / x
+    r2 = r * r
+    return acc - r2 - r * r2 - r2 * r2 * (0.5 - r2 * (
+        0.16666666666666666 - r2 * (0.16666666666666666 - r2 * (
+            0.3 - r2 * (0.8333333333333334 - r2 * (3.2904761904761903
+                                                   - r2 * 17.5))))))
+
+
+@cython.cdivision(True)
 cdef inline double _dd_logaddexp(double x, double y) noexcept nogil:
     if isnan(x) or isnan(y):
         return x + y
@@ -152,6 +278,7 @@ cdef inline double _dd_logaddexp(double x, double y) noexcept nogil:
     return fmax(x, y) + log1p(exp(-fabs(x - y)))
 
 
+@cython.cdivision(True)
 cdef inline double _dd_logaddexp2(double x, double y) noexcept nogil:
     if isnan(x) or isnan(y):
         return x + y
@@ -168,12 +295,14 @@ def _unary(rule):
     p, dx, dxx = (to_cython(e, n) for e in (rule.primal, rule.d[0], rule.dd[0]))
     return f'''
 
+@cython.cdivision(True)
 cdef inline void rule_{n}(double x, double* out) noexcept nogil:
     cdef double ans = {p}
     out[0] = ans
     out[1] = {dx}
 
 
+@cython.cdivision(True)
 cdef inline void rule2_{n}(double x, double* out) noexcept nogil:
     cdef double ans = {p}
     out[0] = ans
@@ -189,6 +318,7 @@ def _binary(rule):
     dxx, dxy, dyy = (to_cython(e, n) for e in rule.dd)
     return f'''
 
+@cython.cdivision(True)
 cdef inline void rule_{n}(double x, double y, double* out) noexcept nogil:
     cdef double ans = {p}
     out[0] = ans
@@ -196,18 +326,21 @@ cdef inline void rule_{n}(double x, double y, double* out) noexcept nogil:
     out[2] = {dy}
 
 
+@cython.cdivision(True)
 cdef inline void rule_{n}_dx(double x, double y, double* out) noexcept nogil:
     cdef double ans = {p}
     out[0] = ans
     out[1] = {dx}
 
 
+@cython.cdivision(True)
 cdef inline void rule_{n}_dy(double x, double y, double* out) noexcept nogil:
     cdef double ans = {p}
     out[0] = ans
     out[2] = {dy}
 
 
+@cython.cdivision(True)
 cdef inline void rule2_{n}(double x, double y, double* out) noexcept nogil:
     cdef double ans = {p}
     out[0] = ans

@@ -36,10 +36,11 @@ Flags
     somewhere (see the comment at that consumer); the entry stays so tests cover it.
 """
 
+import importlib
 from dataclasses import dataclass, field
 
-__all__ = ["ElementwiseRule", "RULES", "RULES_BY_NAME", "FUNCTIONS", "BOOLEAN_UFUNCS",
-           "ZERO_ORDER_OF"]
+__all__ = ["ElementwiseRule", "RULES", "RULES_BY_NAME", "FUNCTIONS", "PY_MODULE",
+           "BOOLEAN_UFUNCS", "ZERO_ORDER_OF", "ufunc_of", "function_of"]
 
 #: Functions an expression may call: NumPy name -> C name.  The C side of the few
 #: without a C99 equivalent (``sign``, ``logaddexp``, ``logaddexp2``, ``square``) is
@@ -59,6 +60,23 @@ FUNCTIONS = {
     "fmax": "fmax", "fmin": "fmin", "isnan": "isnan",
     "sign": "_dd_sign", "square": "_dd_square",
     "logaddexp": "_dd_logaddexp", "logaddexp2": "_dd_logaddexp2",
+    # scipy.special (their Python side is named in PY_MODULE).  The C side calls SciPy's
+    # own scalar code (scipy.special.cython_special), not C's erf/tgamma/lgamma, so that
+    # the kernels equal the ufuncs; trigamma/tetragamma are dualad's (SciPy has no C
+    # polygamma), in C and, with the same arithmetic, in NumPy.
+    "erf": "_dd_erf", "erfc": "_dd_erfc", "gamma": "_dd_gamma", "gammaln": "_dd_gammaln",
+    "digamma": "_dd_digamma", "trigamma": "_dd_trigamma", "tetragamma": "_dd_tetragamma",
+    "expit": "_dd_expit", "logit": "_dd_logit",
+}
+
+#: Expression functions that are not NumPy's: name -> (module, attribute).
+PY_MODULE = {
+    "erf": ("scipy.special", "erf"), "erfc": ("scipy.special", "erfc"),
+    "gamma": ("scipy.special", "gamma"), "gammaln": ("scipy.special", "gammaln"),
+    "digamma": ("scipy.special", "digamma"), "expit": ("scipy.special", "expit"),
+    "logit": ("scipy.special", "logit"),
+    "trigamma": ("dualad.rules.special", "trigamma"),
+    "tetragamma": ("dualad.rules.special", "tetragamma"),
 }
 
 LN2 = "0.6931471805599453"
@@ -85,6 +103,8 @@ class ElementwiseRule:
         Per argument, an interval inside which the rule is smooth; tests sample there.
     flags : frozenset of str
         Any of ``linear``, ``kink``, ``zero``, ``special``.
+    module : str
+        The module that defines the ufunc (``numpy`` or ``scipy.special``).
     """
 
     name: str
@@ -94,6 +114,7 @@ class ElementwiseRule:
     dd: tuple
     domain: tuple = ((-3.0, 3.0),)
     flags: frozenset = field(default_factory=frozenset)
+    module: str = "numpy"
 
     def __post_init__(self):
         if self.arity not in (1, 2):
@@ -111,6 +132,16 @@ def _u(name, primal, dx, dxx, domain=(-3.0, 3.0), *flags):
 def _b(name, primal, d, dd, domain=((-3.0, 3.0), (-3.0, 3.0)), *flags):
     return ElementwiseRule(name, 2, primal, tuple(d), tuple(dd), tuple(domain),
                            frozenset(flags))
+
+
+def _s(name, primal, dx, dxx, domain=(-3.0, 3.0), *flags):
+    return ElementwiseRule(name, 1, primal, (dx,), (dxx,), (domain,), frozenset(flags),
+                           "scipy.special")
+
+
+def _sb(name, primal, d, dd, domain, *flags):
+    return ElementwiseRule(name, 2, primal, tuple(d), tuple(dd), tuple(domain),
+                           frozenset(flags), "scipy.special")
 
 
 _POS = (0.2, 4.0)
@@ -217,10 +248,11 @@ RULES = (
     _u("absolute", "fabs(x)", "sign(x)", "0.0", (-3, 3), "kink"),
     _u("fabs", "fabs(x)", "sign(x)", "0.0", (-3, 3), "kink"),
     _u("sign", "sign(x)", "0.0", "0.0", (-3, 3), "zero"),
-    # NaN propagates as in NumPy: neither comparison holds, and x + y is nan.
-    _b("maximum", "where(x >= y, x, where(x < y, y, x + y))", (_TIE_X, _TIE_Y),
+    # NaN propagates as in NumPy: neither comparison holds, and x + y is nan.  A tie
+    # returns y, as NumPy does (the sign of maximum(-0.0, 0.0) is y's).
+    _b("maximum", "where(x > y, x, where(x <= y, y, x + y))", (_TIE_X, _TIE_Y),
        ("0.0", "0.0", "0.0"), ((-3, 3), (-3, 3)), "kink"),
-    _b("minimum", "where(x <= y, x, where(x > y, y, x + y))", (_TIE_Y, _TIE_X),
+    _b("minimum", "where(x < y, x, where(x >= y, y, x + y))", (_TIE_Y, _TIE_X),
        ("0.0", "0.0", "0.0"), ((-3, 3), (-3, 3)), "kink"),
     # fmax/fmin ignore a NaN operand, so the derivative follows the other one.
     _b("fmax", "fmax(x, y)",
@@ -231,6 +263,25 @@ RULES = (
        (f"where(isnan(y), 1.0, where(isnan(x), 0.0, {_TIE_Y}))",
         f"where(isnan(y), 0.0, where(isnan(x), 1.0, {_TIE_X}))"),
        ("0.0", "0.0", "0.0"), ((-3, 3), (-3, 3)), "kink"),
+    # --- scipy.special ------------------------------------------------------------------
+    _s("erf", "erf(x)", "1.1283791670955126 * exp(-x * x)",
+       "-2.0 * x * 1.1283791670955126 * exp(-x * x)"),
+    _s("erfc", "erfc(x)", "-1.1283791670955126 * exp(-x * x)",
+       "2.0 * x * 1.1283791670955126 * exp(-x * x)"),
+    _s("gamma", "gamma(x)", "ans * digamma(x)",
+       "ans * (digamma(x) * digamma(x) + trigamma(x))", (0.3, 5.0)),
+    _s("gammaln", "gammaln(x)", "digamma(x)", "trigamma(x)", (0.3, 8.0)),
+    _s("digamma", "digamma(x)", "trigamma(x)", "tetragamma(x)", (0.3, 8.0)),
+    _s("expit", "expit(x)", "ans * (1.0 - ans)", "ans * (1.0 - ans) * (1.0 - 2.0 * ans)",
+       (-6.0, 6.0)),
+    _s("logit", "logit(x)", "1.0 / (x * (1.0 - x))",
+       "(2.0 * x - 1.0) / (x * x * (1.0 - x) * (1.0 - x))", (0.05, 0.95)),
+    # xlogy(0, y) = 0 (nan for nan y); the partials are the smooth ones of x log y
+    _sb("xlogy", "where(x == 0.0, where(isnan(y), y, 0.0), x * log(y))",
+        ("log(y)", "x / y"), ("0.0", "1.0 / y", "-x / (y * y)"), ((-3, 3), _POS)),
+    _sb("xlog1py", "where(x == 0.0, where(isnan(y), y, 0.0), x * log1p(y))",
+        ("log1p(y)", "x / (1.0 + y)"),
+        ("0.0", "1.0 / (1.0 + y)", "-x / ((1.0 + y) * (1.0 + y))"), ((-3, 3), (-0.8, 4.0))),
     _u("floor", "floor(x)", "0.0", "0.0", (-3, 3), "zero"),
     _u("ceil", "ceil(x)", "0.0", "0.0", (-3, 3), "zero"),
     _u("rint", "rint(x)", "0.0", "0.0", (-3, 3), "zero"),
@@ -249,3 +300,16 @@ BOOLEAN_UFUNCS = (
 
 #: Aliases: NumPy names that are the same ufunc object under another name.
 ZERO_ORDER_OF = {"divide": "true_divide", "abs": "absolute", "pow": "power"}
+
+
+def ufunc_of(name):
+    """The ufunc object a rule (or a boolean ufunc) of this name differentiates."""
+    rule = RULES_BY_NAME.get(name)
+    module = rule.module if rule is not None else "numpy"
+    return getattr(importlib.import_module(module), name)
+
+
+def function_of(name):
+    """The Python function an expression's ``name`` means (NumPy's or ``PY_MODULE``)."""
+    module, attr = PY_MODULE.get(name, ("numpy", name))
+    return getattr(importlib.import_module(module), attr)

@@ -26,7 +26,7 @@ import numpy as np
 
 from .. import _tape
 from .._array import (DualArray, as_value, foreign_tag, is_tracer, lift, make, normalize,
-                      primal, split, tag_of, wrap, zeros_tangent)
+                      primal, split, tag_of, wrap)
 from .._errors import unsupported_function
 from .registry import register
 
@@ -523,17 +523,24 @@ def _round(a, decimals=0, out=None):
     value = np.round(v, decimals)
     if t is None:
         return value
-    return wrap(value, np.zeros(t.shape), tag)
+    return wrap(value, _zeros_for(t, t.shape), tag)
 
 
 # -- creation -------------------------------------------------------------------------
+
+def _zeros_for(t, shape):
+    """Zero tangents of ``shape``: a constant of the tangent's own level when the tangent
+    is a tracer of an enclosing differentiation (so item assignment can store that
+    level's values into it), a plain array otherwise."""
+    return np.zeros_like(t, shape=shape) if is_tracer(t) else np.zeros(shape)
+
 
 def _like(a, fill):
     v, t, tag = _parts(a)
     if t is None:
         return fill(v)
     value = fill(v)
-    return make(value, zeros_tangent(value, t.shape[0]), tag, True)
+    return make(value, _zeros_for(t, (t.shape[0],) + _shape(value)), tag, True)
 
 
 def _plain_dtype(dtype):
@@ -550,7 +557,7 @@ def _zeros_like(a, dtype=None, order="K", subok=True, shape=None, *, device=None
     if _plain_dtype(dtype):  # e.g. a boolean mask or an integer counter: no derivative
         return np.zeros(_shape_or(a, shape), dtype=dtype)
     return _like(a, lambda v: np.zeros(_shape(v) if shape is None else shape)
-                 if type(v) is not DualArray else np.zeros_like(v, shape=shape))
+                 if not is_tracer(v) else np.zeros_like(v, shape=shape))
 
 
 @register(np.ones_like)
@@ -558,7 +565,7 @@ def _ones_like(a, dtype=None, order="K", subok=True, shape=None, *, device=None)
     if _plain_dtype(dtype):
         return np.ones(_shape_or(a, shape), dtype=dtype)
     return _like(a, lambda v: np.ones(_shape(v) if shape is None else shape)
-                 if type(v) is not DualArray else np.ones_like(v, shape=shape))
+                 if not is_tracer(v) else np.ones_like(v, shape=shape))
 
 
 @register(np.empty_like)

@@ -20,12 +20,12 @@ import numpy as np
 
 from .._errors import unsupported_function
 from ._codegen import compile_expression
-from ._elementwise import BOOLEAN_UFUNCS, FUNCTIONS, RULES
+from ._elementwise import BOOLEAN_UFUNCS, FUNCTIONS, RULES, function_of, ufunc_of
 
 __all__ = ["ElementwiseEntry", "ELEMENTWISE", "BOOLEAN", "register", "lookup", "defrule",
            "registered", "has_builtin_rule", "public_name"]
 
-_NAMESPACE = {name: getattr(np, name) for name in FUNCTIONS}
+_NAMESPACE = {name: function_of(name) for name in FUNCTIONS}
 _NAMESPACE["where"] = np.where
 
 
@@ -70,7 +70,7 @@ class ElementwiseEntry:
         self.rule = rule
         self.name = rule.name
         self.arity = rule.arity
-        self.ufunc = getattr(np, rule.name)
+        self.ufunc = ufunc_of(rule.name)
         self.first = tuple(compile_expression(e, _NAMESPACE, f"{rule.name}.d{i}")
                            for i, e in enumerate(rule.d))
         self.second = tuple(compile_expression(e, _NAMESPACE, f"{rule.name}.dd{i}")
@@ -84,10 +84,10 @@ class ElementwiseEntry:
 
 
 #: ufunc -> ElementwiseEntry, for every rule in the table.
-ELEMENTWISE = {getattr(np, r.name): ElementwiseEntry(r) for r in RULES}
+ELEMENTWISE = {ufunc_of(r.name): ElementwiseEntry(r) for r in RULES}
 
 #: ufuncs applied to primal values only (boolean results).
-BOOLEAN = frozenset(getattr(np, n) for n in BOOLEAN_UFUNCS)
+BOOLEAN = frozenset(ufunc_of(n) for n in BOOLEAN_UFUNCS)
 
 _FUNCTIONS = {"forward": {}, "reverse": {}}
 _CUSTOM = set()  # functions whose rule came from defrule
@@ -110,6 +110,17 @@ def registered(mode="forward"):
     return dict(_FUNCTIONS[mode])
 
 
+def _ufunc_module(ufunc):
+    """Where a ufunc lives: NumPy's namespace, else scipy.special's."""
+    if getattr(np, ufunc.__name__, None) is ufunc:
+        return "numpy"
+    try:
+        import scipy.special as sp
+    except ImportError:  # pragma: no cover - scipy is a dependency
+        return None
+    return "scipy.special" if getattr(sp, ufunc.__name__, None) is ufunc else None
+
+
 def has_builtin_rule(func, mode="forward"):
     """Whether dualad itself (not ``defrule``) has a rule for ``func`` in ``mode``."""
     return func in _FUNCTIONS[mode] and func not in _CUSTOM
@@ -122,7 +133,10 @@ def public_name(func):
 
 def _name_of(func):
     """The public dotted name of a NumPy function (numpy.fft._pocketfft -> numpy.fft)."""
-    module = getattr(func, "__module__", None) or "numpy"
+    module = getattr(func, "__module__", None)
+    if module is None and isinstance(func, np.ufunc):
+        module = _ufunc_module(func)
+    module = module or "numpy"
     public = [part for part in module.split(".") if not part.startswith("_")]
     return f"{'.'.join(public) or 'numpy'}.{getattr(func, '__name__', repr(func))}"
 
@@ -156,7 +170,8 @@ def defrule(func, jvp, mode="forward"):
         of tangents (``None`` for arguments that carry none).  Each tangent has the
         lane axis first: ``tangent.shape == (k,) + primal.shape``.
     mode : {"forward"}
-        Only forward mode exists so far.
+        Custom rules are forward-mode rules (a ``jvp``); in reverse mode a function with
+        only a custom rule raises ``TypeError`` naming it.
 
     Returns
     -------

@@ -27,7 +27,7 @@ import math
 import numpy as np
 
 from .. import _tape
-from .._array import as_value, normalize as _normalize
+from .._array import as_value, normalize as _normalize, scale as _scale
 from .._errors import tracer_index
 from .linear import _resolve_order
 from .registry import register
@@ -61,7 +61,7 @@ def _parts(x, tape):
     value, node = _tape.split(x, tape)
     if isinstance(value, _tape.RScalar):
         value = _tape._as_rarray(value)
-    return as_value(_normalize(value)), node
+    return as_value(_normalize(value, _MODE)), node
 
 
 def _norm_axes(axis, ndim):
@@ -210,11 +210,12 @@ def _getitem(a, key):
 
     def vjp(cot):
         if _is_plain(cot):
+            if not fancy:
+                # no repeated positions: the sweep adds cot into the parent's adjoint
+                # in place (no mostly-zero array of the full shape per slice)
+                return [_tape.Scatter(key, cot)]
             z = np.zeros(shape)
-            if fancy:
-                np.add.at(z, key, cot)  # repeated indices add up
-            else:
-                z[key] = cot
+            np.add.at(z, key, cot)  # repeated indices add up
             return [z]
         # a traced cotangent (nested derivatives): scatter through the index map
         size = math.prod(shape)
@@ -602,7 +603,6 @@ def _cumprod(a, axis=None, dtype=None, out=None):
         return y
     plain = _tape.primal(value)
     zero = plain == 0
-    n = plain.shape[ax]
 
     def rcumsum(u):
         return np.flip(np.cumsum(np.flip(u, ax), axis=ax), ax)
@@ -620,7 +620,6 @@ def _cumprod(a, axis=None, dtype=None, out=None):
     first = zero & (np.cumsum(zero, axis=ax) == 1)
     safe = np.where(before, value, 1.0)
     y_skip = np.cumprod(np.where(first, 1.0, value), axis=ax)
-    del n
 
     def vjp(cot):
         g_before = np.where(before, rcumsum(cot * y) / safe, 0.0)
@@ -660,11 +659,21 @@ def _mT(x):
     return np.swapaxes(x, -1, -2)
 
 
+def _times(value, cot):
+    """value * cot (broadcasting) where a zero on either side annihilates the other.
+
+    Outer-product-like cotangents (no summation) can keep 0 * inf = 0, as elementwise
+    rules do: sqrt(v @ v) at v = 0 then has gradient 0.  Inside a matrix product the
+    sum mixes terms, and BLAS's 0 * inf = nan stands.
+    """
+    return _scale(value, cot)
+
+
 def _matmul_ga(cot, a, b):
     if a.ndim == 1 and b.ndim == 1:
-        return cot * b
+        return _times(b, cot)
     if b.ndim == 1:
-        return np.expand_dims(cot, -1) * b
+        return _times(b, np.expand_dims(cot, -1))
     if a.ndim == 1:
         return np.matmul(b, np.expand_dims(cot, -1))[..., 0]
     return np.matmul(cot, _mT(b))
@@ -672,9 +681,9 @@ def _matmul_ga(cot, a, b):
 
 def _matmul_gb(cot, a, b):
     if a.ndim == 1 and b.ndim == 1:
-        return cot * a
+        return _times(a, cot)
     if a.ndim == 1:
-        return np.expand_dims(a, -1) * np.expand_dims(cot, -2)
+        return _times(np.expand_dims(a, -1), np.expand_dims(cot, -2))
     if b.ndim == 1:
         return np.matmul(_mT(a), np.expand_dims(cot, -1))[..., 0]
     return np.matmul(_mT(a), cot)
