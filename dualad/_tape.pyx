@@ -74,6 +74,7 @@ cdef Py_ssize_t I_NEG = unary_names().index("negative")
 cdef Py_ssize_t I_ABS = unary_names().index("absolute")
 
 _MODE = "reverse"
+_np_sum = np.sum
 
 # node kinds
 cdef enum:
@@ -286,6 +287,49 @@ cdef class Scatter:
     def __init__(self, key, cotangent):
         self.key = key
         self.cotangent = cotangent
+
+
+cdef bint _basic_key(object key):
+    """A key of slices and plain ints only (no arrays, masks, None or tracers)."""
+    if type(key) is slice:
+        return True
+    if type(key) is tuple:
+        for k in key:
+            if type(k) is not slice and type(k) is not int and k is not Ellipsis:
+                return False
+        return True
+    return False
+
+
+@cython.final
+cdef class _SliceVJP:
+    """VJP of a basic slice: scatter the cotangent into the parent's adjoint."""
+    cdef object key, shape
+
+    def __cinit__(self, key, shape):
+        self.key = key
+        self.shape = shape
+
+    def __call__(self, cot):
+        if type(cot) is NDARRAY:
+            return [Scatter(self.key, cot)]
+        full = np.zeros_like(cot, shape=self.shape)  # traced cotangent: nests
+        full[self.key] = cot
+        return [full]
+
+
+@cython.final
+cdef class _SumAllVJP:
+    """VJP of np.sum(x) over all axes: the cotangent spread over x's shape."""
+    cdef object shape
+
+    def __cinit__(self, shape):
+        self.shape = shape
+
+    def __call__(self, cot):
+        if type(cot) is NDARRAY or isinstance(cot, float):
+            return [np.full(self.shape, float(cot))]
+        return [cot * np.ones(self.shape)]
 
 
 cdef inline bint _plain_owned(object a, object shape):
@@ -874,6 +918,12 @@ cpdef object generic_array_function(object func, object types, object args, dict
     cdef Py_ssize_t mytag = tag_of(args)
     if _fwd.tag_of(args) > mytag or _fwd.tag_of(tuple(kwargs.values())) > mytag:
         return NotImplemented
+    cdef RArray a
+    if func is _np_sum and not kwargs and len(args) == 1 and type(args[0]) is RArray:
+        a = <RArray> args[0]
+        if type(a.value) is NDARRAY and a.tape.tag == mytag:
+            return record(a.tape, np.asarray(a.value.sum()), [a.node],
+                          _SumAllVJP(a.value.shape))
     impl = _registry.lookup(func, _MODE)
     return impl(*args, **kwargs)
 
@@ -1025,6 +1075,10 @@ cdef class RArray:
             if not 0 <= i < n:
                 raise IndexError(f"index {key} is out of bounds for axis 0 with size {n}")
             return element(self.tape, self.value, self.node, i)
+        if type(self.value) is NDARRAY and _basic_key(key):
+            # x[1:], x[:, 0]...: a view, whose cotangent the sweep scatters in place
+            return record(self.tape, self.value[key], [self.node],
+                          _SliceVJP(key, self.value.shape))
         return _registry.lookup(_getitem, _MODE)(self, key)
 
     def __setitem__(self, key, item):
