@@ -115,9 +115,12 @@ def test_dual_pushforward_is_linear(rule, p, u, v, a, b):
     label = f"rule {rule.name} at {p}"
     _check_linear(r.partials[2], a, r.partials[0], b, r.partials[1],
                   _scale(rule, p, a, u, b, v), label)
-    # homogeneous of degree one, exactly for powers of two
+    # homogeneous of degree one, exactly for powers of two -- unless a product underflows
+    # to a subnormal, which drops bits (d * u and d * 4u then round differently)
     s = [Dual(p[i], [4.0 * u[i]]) for i in range(rule.arity)]
-    assert _ufunc(rule)(*s).partials[0] == 4.0 * r.partials[0], label
+    scaled = _ufunc(rule)(*s).partials[0]
+    if abs(r.partials[0]) >= np.finfo(float).tiny or r.partials[0] == 0.0:
+        assert scaled == 4.0 * r.partials[0], label
 
 
 @_all_rules_given([("n", st.integers(1, 6)), ("seed", st.integers(0, 2 ** 32 - 1)),

@@ -18,9 +18,10 @@ same text means the same thing in two places:
 This module must import nothing but the standard library: ``setup.py`` loads it by path
 before the package is built.
 
-Names usable in expressions (NumPy spelling; the code generator maps them to C):
-arithmetic ``+ - * / **``, comparisons, ``where(cond, a, b)``, and the functions in
-``FUNCTIONS`` below.
+Names usable in expressions (NumPy's or SciPy's spelling; the code generator maps them
+to C): arithmetic ``+ - * / **``, comparisons, ``where(cond, a, b)``, and the functions
+in ``FUNCTIONS`` below.  On the Python side a name means NumPy's function unless
+``PY_MODULE`` names another (``scipy.special``'s, or dualad's polygamma functions).
 
 Flags
 -----
@@ -90,7 +91,7 @@ class ElementwiseRule:
     Parameters
     ----------
     name : str
-        The NumPy ufunc's name (``np.<name>``).
+        The ufunc's name in its module (``np.<name>``, ``scipy.special.<name>``).
     arity : int
         1 or 2.
     primal : str

@@ -112,6 +112,8 @@ def _reflected_tetragamma(rest, t, tv):
 
 
 def _polygamma(x, positive, reflected, at_pole):
+    if isinstance(x, (list, tuple)):
+        x = np.asarray(x, dtype=np.float64)
     v = _primal(x)
     nan = np.isnan(v)
     pole = (v <= 0.0) & (v == np.floor(v))
