@@ -30,6 +30,11 @@ cimport cython
 cimport numpy as cnp
 from libc.math cimport isfinite
 from libc.stdlib cimport malloc, free
+from libc.stdint cimport uint64_t
+
+cdef uint64_t EXPONENT_MASK = 0x7ff0000000000000ULL
+cdef uint64_t EXPONENT_ONE = 0x0010000000000000ULL
+cdef uint64_t TOP_BIT = 0x8000000000000000ULL
 
 import numpy as np
 
@@ -140,11 +145,7 @@ cdef void _lane_axpy(double* o, const double* d, Py_ssize_t ds, const double* t,
 
 cdef bint _maybe_nan(const double* p, Py_ssize_t n) noexcept nogil:
     """True if some p[i] is nan (or inf: a false alarm only costs a careful redo)."""
-    cdef Py_ssize_t i
-    cdef double acc = 0.0
-    for i in range(n):
-        acc = acc + (p[i] - p[i])  # vectorizes; nan for nan and inf
-    return acc != 0.0
+    return _any_nonfinite(p, n)
 
 
 cdef int _loop_unary(unary_kernel kern, const double* v, const double* t, Py_ssize_t tls,
@@ -368,14 +369,22 @@ cdef inline bint _trivial(Partial* desc, bint x_traced, bint y_traced) noexcept:
             and (not y_traced or desc[1].kind != P_KERNEL))
 
 
-cdef bint _all_finite(const double* d, Py_ssize_t ds, Py_ssize_t n) noexcept nogil:
+cdef inline bint _any_nonfinite(const double* p, Py_ssize_t n) noexcept nogil:
+    """Whether some p[i] is inf or nan: an all-ones exponent.  An integer OR-reduction
+    vectorizes, where a floating-point sum may not be reordered (one add per cycle)."""
+    cdef const uint64_t* b = <const uint64_t*> p
+    cdef uint64_t acc = 0
     cdef Py_ssize_t i
-    cdef double acc = 0.0
+    for i in range(n):
+        # adding one to an all-ones exponent carries into the top bit; nothing else does
+        acc |= (b[i] & EXPONENT_MASK) + EXPONENT_ONE
+    return (acc & TOP_BIT) != 0
+
+
+cdef bint _all_finite(const double* d, Py_ssize_t ds, Py_ssize_t n) noexcept nogil:
     if ds == 0:
         return isfinite(d[0])
-    for i in range(n):
-        acc = acc + d[i] * 0.0  # nan iff some d[i] is inf or nan; vectorizes
-    return acc == 0.0
+    return not _any_nonfinite(d, n)
 
 
 cdef int _lanes_from_partials(const double** dp, Py_ssize_t* dst, Operand* ox,
