@@ -38,6 +38,8 @@ cdef uint64_t TOP_BIT = 0x8000000000000000ULL
 
 import numpy as np
 
+from dualad import _ndarray_methods as _nm
+
 from dualad.rules._elementwise import ufunc_of
 
 from dualad._scalar cimport Dual, HyperDual, _new_dual
@@ -1376,96 +1378,54 @@ cdef class DualArray:
                 "DualArray", f"conversion to a {np.dtype(dtype)} ndarray"))
         return _to_objects(self)
 
-    # -- ndarray methods -------------------------------------------------------------------
-    def sum(self, axis=None, dtype=None, out=None, keepdims=False):
-        """Sum of the elements (``np.sum``)."""
-        return np.sum(self, axis=axis, dtype=dtype, out=out, keepdims=keepdims)
+    # -- ndarray methods (written once in dualad/_ndarray_methods.py) -----------------------
+    sum = _nm.sum
+    mean = _nm.mean
+    prod = _nm.prod
+    max = _nm.max
+    min = _nm.min
+    var = _nm.var
+    std = _nm.std
+    cumsum = _nm.cumsum
+    cumprod = _nm.cumprod
+    reshape = _nm.reshape
+    ravel = _nm.ravel
+    flatten = _nm.flatten
+    transpose = _nm.transpose
+    swapaxes = _nm.swapaxes
+    squeeze = _nm.squeeze
+    dot = _nm.dot
+    trace = _nm.trace
+    diagonal = _nm.diagonal
+    clip = _nm.clip
+    take = _nm.take
+    repeat = _nm.repeat
+    argmax = _nm.argmax
+    argmin = _nm.argmin
+    argsort = _nm.argsort
+    all = _nm.all
+    any = _nm.any
 
-    def mean(self, axis=None, dtype=None, out=None, keepdims=False):
-        """Mean of the elements (``np.mean``)."""
-        return np.mean(self, axis=axis, dtype=dtype, out=out, keepdims=keepdims)
 
-    def prod(self, axis=None, dtype=None, out=None, keepdims=False):
-        """Product of the elements (``np.prod``)."""
-        return np.prod(self, axis=axis, dtype=dtype, out=out, keepdims=keepdims)
 
-    def max(self, axis=None, out=None, keepdims=False):
-        """Maximum (``np.max``); ties share the derivative evenly."""
-        return np.max(self, axis=axis, out=out, keepdims=keepdims)
 
-    def min(self, axis=None, out=None, keepdims=False):
-        """Minimum (``np.min``); ties share the derivative evenly."""
-        return np.min(self, axis=axis, out=out, keepdims=keepdims)
 
-    def var(self, axis=None, dtype=None, out=None, ddof=0, keepdims=False):
-        """Variance (``np.var``)."""
-        return np.var(self, axis=axis, dtype=dtype, out=out, ddof=ddof, keepdims=keepdims)
 
-    def std(self, axis=None, dtype=None, out=None, ddof=0, keepdims=False):
-        """Standard deviation (``np.std``)."""
-        return np.std(self, axis=axis, dtype=dtype, out=out, ddof=ddof, keepdims=keepdims)
 
-    def cumsum(self, axis=None):
-        """Cumulative sum (``np.cumsum``)."""
-        return np.cumsum(self, axis=axis)
 
-    def cumprod(self, axis=None):
-        """Cumulative product (``np.cumprod``)."""
-        return np.cumprod(self, axis=axis)
 
-    def reshape(self, *shape, order="C"):
-        """Reshape (``np.reshape``); accepts ``reshape(2, 3)`` and ``reshape((2, 3))``."""
-        if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
-            shape = tuple(shape[0])
-        return np.reshape(self, shape, order=order)
 
-    def ravel(self, order="C"):
-        """Flatten to 1-D (``np.ravel``)."""
-        return np.ravel(self, order=order)
 
-    def flatten(self, order="C"):
-        """Flatten to a 1-D copy."""
-        return np.ravel(self, order=order).copy()
 
-    def transpose(self, *axes):
-        """Permute the axes (``np.transpose``)."""
-        if len(axes) == 0:
-            axes = None
-        elif len(axes) == 1 and (axes[0] is None or isinstance(axes[0], (tuple, list))):
-            axes = axes[0]
-        return np.transpose(self, axes)
 
-    def swapaxes(self, axis1, axis2):
-        """Interchange two axes (``np.swapaxes``)."""
-        return np.swapaxes(self, axis1, axis2)
 
-    def squeeze(self, axis=None):
-        """Remove length-one axes (``np.squeeze``)."""
-        return np.squeeze(self, axis=axis)
 
-    def dot(self, other):
-        """Dot product (``np.dot``)."""
-        return np.dot(self, other)
 
-    def trace(self, offset=0, axis1=0, axis2=1):
-        """Sum along a diagonal (``np.trace``)."""
-        return np.trace(self, offset=offset, axis1=axis1, axis2=axis2)
 
-    def diagonal(self, offset=0, axis1=0, axis2=1):
-        """A diagonal (``np.diagonal``)."""
-        return np.diagonal(self, offset=offset, axis1=axis1, axis2=axis2)
 
-    def clip(self, min=None, max=None):
-        """Clip the values (``np.clip``)."""
-        return np.clip(self, min, max)
 
-    def take(self, indices, axis=None):
-        """Take elements (``np.take``)."""
-        return np.take(self, indices, axis=axis)
 
-    def repeat(self, repeats, axis=None):
-        """Repeat elements (``np.repeat``)."""
-        return np.repeat(self, repeats, axis=axis)
+
 
     def copy(self):
         """A copy that shares no memory with this array."""
@@ -1484,25 +1444,10 @@ cdef class DualArray:
             return self[()]
         return [row.tolist() if isinstance(row, DualArray) else row for row in self]
 
-    def argmax(self, axis=None):
-        """Index of the maximum (plain integers)."""
-        return np.argmax(primal(self), axis=axis)
 
-    def argmin(self, axis=None):
-        """Index of the minimum (plain integers)."""
-        return np.argmin(primal(self), axis=axis)
 
-    def argsort(self, axis=-1):
-        """Indices that sort the values (plain integers)."""
-        return np.argsort(primal(self), axis=axis)
 
-    def all(self, axis=None):
-        """Whether all values are non-zero."""
-        return np.all(primal(self), axis=axis)
 
-    def any(self, axis=None):
-        """Whether any value is non-zero."""
-        return np.any(primal(self), axis=axis)
 
 
 cdef object _lift_storage(object plain, object like):
