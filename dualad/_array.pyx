@@ -46,7 +46,7 @@ from dualad._scalar cimport Dual, HyperDual, _new_dual
 from dualad._kernels cimport (unary_kernel, binary_kernel, fill_tables, unary_names,
                               binary_names, N_UNARY, N_BINARY)
 from dualad._errors import float_conversion, complex_input, object_input, \
-    unsupported_function, tracer_index, MixedTracerError, MIXED_HYPERDUAL
+    unsupported_function, tracer_index, MixedTracerError, MIXED_HYPERDUAL, NoRuleError
 from dualad.rules import registry as _registry
 
 cnp.import_array()
@@ -968,7 +968,7 @@ cpdef object generic_ufunc(object ufunc, tuple inputs, dict kwargs):
         return _elementwise(entry, inputs, tag)
     if ufunc is np.matmul:
         return _registry.lookup(np.matmul, _MODE)(*inputs)
-    raise TypeError(unsupported_function(_registry.public_name(ufunc), _MODE))
+    raise NoRuleError(unsupported_function(_registry.public_name(ufunc), _MODE))
 
 
 cpdef object generic_ufunc_method(object ufunc, str method, tuple inputs, dict kwargs):
@@ -989,7 +989,7 @@ cpdef object generic_ufunc_method(object ufunc, str method, tuple inputs, dict k
         bn = np.ndim(b)
         a = np.reshape(a, np.shape(a) + (1,) * bn)
         return ufunc(a, b)
-    raise TypeError(unsupported_function(f"{_registry.public_name(ufunc)}.{method}", _MODE))
+    raise NoRuleError(unsupported_function(f"{_registry.public_name(ufunc)}.{method}", _MODE))
 
 
 cdef bint _plain_sum_kwargs(dict kwargs):

@@ -10,7 +10,14 @@ with one of the messages built here, so the advice stays consistent.
 
 __all__ = ["float_conversion", "complex_input", "unsupported_function", "object_input",
            "tracer_index",
-           "MixedTracerError", "MIXED_HYPERDUAL"]
+           "MixedTracerError", "NoRuleError", "MIXED_HYPERDUAL"]
+
+
+class NoRuleError(TypeError):
+    """A NumPy function or ufunc has no derivative rule in the mode being run.
+
+    A ``TypeError`` (what user code and tests expect), distinguishable so that
+    ``mode="auto"`` can fall back to a mode that has the rule."""
 
 
 class MixedTracerError(TypeError):

@@ -50,7 +50,7 @@ from dualad.rules._elementwise import ufunc_of
 from dualad._kernels cimport (unary_kernel, binary_kernel, fill_tables, unary_names,
                               binary_names, N_UNARY, N_BINARY)
 from dualad._errors import float_conversion, complex_input, MixedTracerError, \
-    MIXED_HYPERDUAL, unsupported_function
+    MIXED_HYPERDUAL, unsupported_function, NoRuleError
 from dualad.rules._elementwise import BOOLEAN_UFUNCS
 
 # ---------------------------------------------------------------------------------------
@@ -882,7 +882,7 @@ cdef class HyperDual(_Scalar):
         if ufunc not in UNARY_INDEX and ufunc not in BINARY_INDEX \
                 and ufunc is not np.matmul:
             from dualad.rules import registry
-            raise TypeError(unsupported_function(registry.public_name(ufunc),
+            raise NoRuleError(unsupported_function(registry.public_name(ufunc),
                                                  "forward (HyperDual)"))
         return _via_objects(ufunc, method, inputs, kwargs)
 
@@ -896,7 +896,7 @@ cdef class HyperDual(_Scalar):
                 # a defrule rule: derivative(order=2) falls back to nested Dual sweeps
                 raise MixedTracerError(f"the custom rule for {registry.public_name(func)}"
                                        " takes Dual values, not HyperDual ones")
-            raise TypeError(unsupported_function(registry.public_name(func),
+            raise NoRuleError(unsupported_function(registry.public_name(func),
                                                  "forward (HyperDual)"))
 
         def conv(a):

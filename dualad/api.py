@@ -1,5 +1,5 @@
 """Public transforms: ``derivative``, ``jvp``, ``vjp``, ``jacobian``, ``grad``,
-``value_and_grad`` (and ``ravel``, from :mod:`dualad.pytree`).
+``value_and_grad``, ``hessian``, ``hvp`` (and ``ravel``, from :mod:`dualad.pytree`).
 
 Design note
 -----------
@@ -15,21 +15,23 @@ of arrays): :func:`dualad.pytree.ravel` flattens it to one float64 vector, the e
 differentiate ``fun(unravel(v), *args)`` at that vector, and the gradient is unravelled
 into the structure of ``x``.  The engines never see a tree.
 
-``mode="auto"`` is an interim size rule until the measuring selector lands: for
-``grad``/``value_and_grad``, forward mode up to ``CHUNK_THRESHOLD`` inputs and reverse
-mode above; ``jacobian`` uses forward mode (its output size is unknown before the first
-evaluation).  A forced mode always wins.
+``mode="auto"`` (the default of every transform with a mode) is the measuring selector
+of :mod:`dualad._selector`: per call signature it predicts, tries the plausible modes on
+the first calls and keeps the fastest; afterwards a call costs one dict lookup more than
+the forced mode.  A forced mode always wins.  Every transform records ``last_mode`` and
+explains its choice with ``explain()``.
 """
 
 import numpy as np
 
-from . import forward, pytree, reverse
+from . import _selector, forward, pytree, reverse, second
 from ._array import DualArray, is_tracer
 from ._errors import MixedTracerError
 from ._scalar import Dual, HyperDual, derivative1, dual_lane, seed_dual, seed_hyperdual
 from ._tags import new_tag
 
-__all__ = ["derivative", "jvp", "vjp", "jacobian", "grad", "value_and_grad", "ravel"]
+__all__ = ["derivative", "jvp", "vjp", "jacobian", "grad", "value_and_grad", "hessian", "hvp",
+           "ravel"]
 
 ravel = pytree.ravel
 
@@ -49,13 +51,10 @@ def _size(x):
     return int(np.prod(shape)) if len(shape) else 1
 
 
-def _pick(mode, x, scalar_output):
-    """The mode to run: a forced mode, or the interim size rule for "auto"."""
-    if mode != "auto":
-        return mode
-    if _size(x) <= forward.CHUNK_THRESHOLD:
-        return "forward"
-    return "reverse" if scalar_output else "forward"
+def _signature(x, args):
+    """The selector's cache key: the input's shape and the array arguments' shapes."""
+    return (tuple(np.shape(x)) if not hasattr(x, "shape") else tuple(x.shape),
+            tuple(a.shape if type(a) is np.ndarray else type(a) for a in args))
 
 
 def _float_out(value):
@@ -71,6 +70,7 @@ class _Transform:
     """Base of the callables the transforms return (picklable if ``fun`` is)."""
 
     _kind = "transform"
+    last_mode = None
 
     def __init__(self, fun):
         if not callable(fun):
@@ -81,6 +81,65 @@ class _Transform:
 
     def __repr__(self):
         return f"<dualad {self.__name__}>"
+
+
+class _ModeTransform(_Transform):
+    """A transform with a ``mode`` argument: forced, or chosen per call by the selector."""
+
+    def __init__(self, fun, mode, chunk=None):
+        super().__init__(fun)
+        self.requested_mode = mode
+        self.mode = _check_mode(mode)
+        if chunk is not None and (int(chunk) != chunk or chunk < 1):
+            raise ValueError(f"chunk must be a positive integer or None, got {chunk!r}")
+        self.chunk = chunk
+        self._selector = _selector.Selector(self._selector_kind) if mode == "auto" else None
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        if state.get("_selector") is not None:  # measurements belong to this process
+            state["_selector"] = _selector.Selector(self._selector_kind)
+        return state
+
+    def _dispatch(self, x, args, m, run):
+        """``run(mode) -> (result, m)`` in the forced or the selected mode."""
+        if self._selector is None:
+            self.last_mode = self.mode
+            return run(self.mode)[0]
+        key = _signature(x, args)
+        choice = self._selector.choices.get(key)
+        if choice is not None and choice.mode is not None:  # decided: one lookup
+            self._selector.last = choice
+            self.last_mode = choice.mode
+            return run(choice.mode)[0]
+        mode, result = self._selector.call(key, _size(x), m, run)
+        self.last_mode = mode
+        return result
+
+    def explain(self):
+        """Which mode the last call used, and why.
+
+        Returns
+        -------
+        str
+            One line: the mode, the sizes it was chosen for and the reason (a forced
+            mode, the cost model, or the timings measured on the first calls).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import dualad
+        >>> g = dualad.grad(lambda x: np.sum(x ** 2), mode="reverse")
+        >>> _ = g(np.ones(3))
+        >>> g.explain()
+        "grad(<lambda>): reverse mode, forced by mode='reverse'"
+        """
+        if self._selector is None:
+            return f"{self.__name__}: {self.mode} mode, forced by mode={self.mode!r}"
+        choice = self._selector.last
+        if choice is None:
+            return f"{self.__name__}: not called yet (mode='auto' chooses on the first calls)"
+        return f"{self.__name__}: last call used {self.last_mode} mode; {choice.reason}"
 
 
 class _Derivative(_Transform):
@@ -247,37 +306,36 @@ def jvp(fun, x, v, *args):
     return _float_out(value), _float_out(tangent)
 
 
-class _Jacobian(_Transform):
+class _Jacobian(_ModeTransform):
     _kind = "jacobian"
-
-    def __init__(self, fun, mode, chunk):
-        super().__init__(fun)
-        self.requested_mode = mode
-        self.mode = _check_mode(mode)
-        if chunk is not None and (int(chunk) != chunk or chunk < 1):
-            raise ValueError(f"chunk must be a positive integer or None, got {chunk!r}")
-        self.chunk = chunk
+    _selector_kind = "jacobian"
 
     def __call__(self, x, *args):
-        self.last_mode = _pick(self.mode, x, False)
-        if self.last_mode == "reverse":
+        if not is_tracer(x):
+            x = forward.as_input(x)
+        return self._dispatch(x, args, None, lambda mode: self._run(mode, x, args))
+
+    def _run(self, mode, x, args):
+        if mode == "reverse":
             value, jac = reverse.jacobian(self.fun, x, args)
         else:
             value, jac = forward.jacobian(self.fun, x, args, self.chunk)
-        return _float_out(jac)
+        return _float_out(jac), _size(value)
 
 
-def jacobian(fun, mode="forward", chunk=None):
+def jacobian(fun, mode="auto", chunk=None):
     """Jacobian of a function of an array.
 
     Parameters
     ----------
     fun : callable
         ``fun(x, *args)`` written with NumPy, returning a scalar or an array.
-    mode : {"forward", "auto", "reverse"}, optional
+    mode : {"auto", "forward", "reverse"}, optional
         Differentiation mode.  Forward mode pushes ``chunk`` directions per evaluation;
         reverse mode records one evaluation and sweeps it once per output element;
-        "auto" is forward mode for now (the measuring mode selector will choose).
+        "auto" (default) chooses per call signature from the sizes and the measured
+        cost of the plausible modes (see :ref:`mode-selector`); ``jac.last_mode`` and
+        ``jac.explain()`` tell which it used and why.
     chunk : int, optional
         Directions pushed per sweep.  By default all inputs up to 12 go in one sweep;
         larger inputs use the fewest sweeps of at most 12 lanes.
@@ -315,8 +373,9 @@ def jacobian(fun, mode="forward", chunk=None):
     return _Jacobian(fun, mode, chunk)
 
 
-class _Grad(_Jacobian):
+class _Grad(_ModeTransform):
     _kind = "grad"
+    _selector_kind = "grad"
 
     def __call__(self, x, *args):
         return self.value_and_grad(x, args)[1]
@@ -327,8 +386,12 @@ class _Grad(_Jacobian):
         return self._flat_value_and_grad(self.fun, x, args)
 
     def _flat_value_and_grad(self, fun, x, args):
-        self.last_mode = _pick(self.mode, x, True)
-        if self.last_mode == "reverse":
+        if not is_tracer(x):
+            x = forward.as_input(x)
+        return self._dispatch(x, args, 1, lambda mode: (self._run(mode, fun, x, args), 1))
+
+    def _run(self, mode, fun, x, args):
+        if mode == "reverse":
             value, pullback = reverse.vjp(fun, x, args)
             _check_scalar(value)
             return value, _float_out(pullback(1.0))
@@ -340,7 +403,7 @@ class _Grad(_Jacobian):
         # x is a pytree: differentiate fun(unravel(v)) at the flat v, unravel the result
         flat, unravel = pytree.ravel(x)
         if unravel.size == 0:  # nothing to differentiate: only the value is needed
-            self.last_mode = _pick(self.mode, flat, True)
+            self.last_mode = self.mode if self.mode != "auto" else "forward"
             value = self.fun(unravel(flat), *args)
             _check_scalar(value)
             return value, unravel(flat)
@@ -368,7 +431,7 @@ def _check_scalar(value):
                          f"shape {tuple(shape)}. Use dualad.jacobian instead.")
 
 
-def grad(fun, mode="forward", chunk=None):
+def grad(fun, mode="auto", chunk=None):
     """Gradient of a scalar function of an array (or of a pytree of arrays).
 
     Parameters
@@ -377,10 +440,11 @@ def grad(fun, mode="forward", chunk=None):
         ``fun(x, *args)`` written with NumPy, returning a scalar.  ``x`` may be an
         array, or a pytree: a dict, list or tuple of arrays (nested as deep as you
         like, e.g. a model's parameters ``{"W": W, "b": b}``); see :func:`ravel`.
-    mode : {"forward", "auto", "reverse"}, optional
+    mode : {"auto", "forward", "reverse"}, optional
         Differentiation mode.  Reverse mode costs one recorded evaluation and one
         backward sweep whatever the size of ``x``; forward mode ``ceil(n / chunk)``
-        evaluations.  "auto" picks forward mode up to 12 inputs, reverse above.
+        evaluations.  "auto" (default) chooses per call signature, measuring the
+        plausible modes on the first calls (see :ref:`mode-selector`).
     chunk : int, optional
         Directions per forward sweep (see :func:`jacobian`).
 
@@ -443,14 +507,14 @@ class _ValueAndGrad(_Grad):
         return _float_out(value), g
 
 
-def value_and_grad(fun, mode="forward", chunk=None):
+def value_and_grad(fun, mode="auto", chunk=None):
     """Value and gradient of a scalar function from one evaluation.
 
     Parameters
     ----------
     fun : callable
         ``fun(x, *args)`` written with NumPy, returning a scalar.
-    mode : {"forward", "auto", "reverse"}, optional
+    mode : {"auto", "forward", "reverse"}, optional
         Differentiation mode (see :func:`grad`).
     chunk : int, optional
         Directions per forward sweep.
@@ -538,3 +602,171 @@ def vjp(fun, x, *args):
     """
     value, pullback = reverse.vjp(fun, x, args)
     return _float_out(value), lambda cotangent: _float_out(pullback(cotangent))
+
+
+def _check_tree(x, kind):
+    if pytree.is_tree(x):
+        raise TypeError(f"{kind} takes an array x, not a pytree; flatten it with "
+                        "dualad.ravel(x) and differentiate fun(unravel(v)) at the flat v")
+
+
+class _Hessian(_ModeTransform):
+    _kind = "hessian"
+    _selector_kind = "hessian"
+
+    def __call__(self, x, *args):
+        return self.value_grad_hessian(x, *args)[2]
+
+    def value_grad_hessian(self, x, *args):
+        """``(f(x), grad f(x), H(x))`` from the same nested sweeps (float64)."""
+        _check_tree(x, "hessian")
+        if not is_tracer(x):
+            x = forward.as_input(x)
+        return self._dispatch(x, args, 1, lambda mode: (self._run(mode, x, args), 1))
+
+    def _run(self, mode, x, args):
+        value, g, h = second.value_grad_hessian(self.fun, x, args, mode, self.chunk)
+        return _float_out(value), _float_out(g), _float_out(h)
+
+
+def hessian(fun, mode="auto", chunk=None):
+    """Hessian of a scalar function of an array: SciPy's ``hess(x, *args)``.
+
+    Parameters
+    ----------
+    fun : callable
+        ``fun(x, *args)`` written with NumPy, returning a scalar.
+    mode : {"auto", "forward", "reverse"}, optional
+        How the gradient inside is computed before it is differentiated once more in
+        forward mode.  "forward" (forward-over-forward, no tape) evaluates ``fun`` on
+        nested dual arrays, ``ceil(n / 12)`` squared nested sweeps: best for small ``n``.
+        "reverse" (forward-over-reverse) records ``fun`` once per chunk of ``chunk``
+        Hessian columns, with values that carry the column tangents: best for large
+        ``n``.  "auto" (default) measures the plausible strategies on the first calls
+        and keeps the faster (see :ref:`mode-selector`).
+    chunk : int, optional
+        Hessian columns per outer sweep (default: up to 12, see :func:`jacobian`).
+
+    Returns
+    -------
+    callable
+        ``hess(x, *args)`` returning the symmetric float64 Hessian, shape
+        ``x.shape + x.shape`` (``(n, n)`` for a vector ``x``).  The callable also has
+        ``value_grad_hessian(x, *args)``, returning the value, the gradient and the
+        Hessian from the same sweeps, and ``explain()``.
+
+    Raises
+    ------
+    ValueError
+        If ``fun`` returns a non-scalar, or for an unknown mode.
+    TypeError
+        If ``x`` is a pytree (flatten it with :func:`ravel`).
+
+    See Also
+    --------
+    hvp, grad, derivative
+
+    Notes
+    -----
+    Both strategies are exact (no truncation error); the result is symmetrised,
+    ``(H + H.T) / 2``, which only removes the last-bit asymmetry of rounding.  For a
+    scalar second derivative of a function of one variable,
+    ``derivative(f, order=2)`` uses a single hyper-dual evaluation.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from scipy.optimize import rosen_hess
+    >>> import dualad
+    >>> def rosen(x):
+    ...     return np.sum(100.0 * (x[1:] - x[:-1] ** 2) ** 2 + (1.0 - x[:-1]) ** 2)
+    >>> x = np.array([1.2, 0.8, 1.1])
+    >>> H = dualad.hessian(rosen)(x)
+    >>> H.shape, np.allclose(H, rosen_hess(x), rtol=1e-14)
+    ((3, 3), True)
+    >>> dualad.hessian(lambda x: x[0] ** 2 * x[1], mode="reverse")(np.array([1.0, 3.0]))
+    array([[6., 2.],
+           [2., 0.]])
+    """
+    return _Hessian(fun, mode, chunk)
+
+
+class _Hvp(_ModeTransform):
+    _kind = "hvp"
+    _selector_kind = "hvp"
+
+    def __call__(self, x, v, *args):
+        return self.value_grad_hvp(x, v, *args)[2]
+
+    def value_grad_hvp(self, x, v, *args):
+        """``(f(x), grad f(x), H(x) v)`` from one nested sweep (float64)."""
+        _check_tree(x, "hvp")
+        if not is_tracer(x):
+            x = forward.as_input(x)
+        if isinstance(v, complex) or np.iscomplexobj(v):
+            v = forward.as_input(v)  # raises the complex-input TypeError
+        if not is_tracer(v):
+            v = np.asarray(v, dtype=np.float64)
+        if tuple(np.shape(v)) != tuple(x.shape):
+            raise ValueError(f"v must have the shape of x, {tuple(x.shape)}, got "
+                             f"{tuple(np.shape(v))}")
+        return self._dispatch(x, args, 1, lambda mode: (self._run(mode, x, v, args), 1))
+
+    def _run(self, mode, x, v, args):
+        value, g, hv = second.value_grad_hvp(self.fun, x, v, args, mode)
+        return _float_out(value), _float_out(g), _float_out(hv)
+
+
+def hvp(fun, mode="auto"):
+    """Hessian-vector product of a scalar function: SciPy's ``hessp(x, p, *args)``.
+
+    Parameters
+    ----------
+    fun : callable
+        ``fun(x, *args)`` written with NumPy, returning a scalar.
+    mode : {"auto", "forward", "reverse"}, optional
+        "reverse" (forward-over-reverse): one recording and one backward sweep over
+        values that carry the single tangent ``v``, a small constant times one gradient
+        whatever ``n`` is.  "forward" (forward-over-forward): the gradient inside is a
+        forward sweep, ``ceil(n / 12)`` nested sweeps, for small ``n``.  "auto"
+        (default) measures the plausible strategies on the first calls and keeps the
+        faster (see :ref:`mode-selector`).
+
+    Returns
+    -------
+    callable
+        ``hessp(x, v, *args)`` returning ``H(x) @ v`` as a float64 array of the shape of
+        ``x``, without forming ``H``.  The callable also has
+        ``value_grad_hvp(x, v, *args)`` (value, gradient and product from the same
+        sweep) and ``explain()``.
+
+    Raises
+    ------
+    ValueError
+        If ``v`` does not have the shape of ``x``, or ``fun`` returns a non-scalar.
+    TypeError
+        If ``x`` is a pytree (flatten it with :func:`ravel`).
+
+    See Also
+    --------
+    hessian, grad, jvp
+
+    Notes
+    -----
+    This is the ``hessp=`` that SciPy's Newton-CG, trust-ncg and trust-krylov methods
+    take: ``minimize(f, x0, jac=dualad.grad(f), hessp=dualad.hvp(f), method="trust-ncg")``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from scipy.optimize import rosen_hess_prod
+    >>> import dualad
+    >>> def rosen(x):
+    ...     return np.sum(100.0 * (x[1:] - x[:-1] ** 2) ** 2 + (1.0 - x[:-1]) ** 2)
+    >>> x, v = np.array([1.2, 0.8, 1.1]), np.array([1.0, -1.0, 0.5])
+    >>> np.allclose(dualad.hvp(rosen)(x, v), rosen_hess_prod(x, v), rtol=1e-14)
+    True
+    >>> dualad.hvp(lambda x, a: a * np.sum(x ** 3))(np.array([1.0, 2.0]), np.ones(2), 2.0)
+    array([12., 24.])
+    """
+    return _Hvp(fun, mode)

@@ -272,10 +272,13 @@ def test_callers_tree_not_modified(mode):
 
 def test_auto_mode_counts_all_leaves():
     f = dualad.grad(lambda p: np.sum(p[0] ** 2) + np.sum(p[1]), mode="auto")
+    # the selector sees the flat size: all leaves together
     f((np.ones(3), np.ones(3)))
-    assert f.last_mode == "forward"
-    f((np.ones(10), np.ones(10)))
-    assert f.last_mode == "reverse"
+    assert f._selector.last.n == 6
+    g = f((np.ones(1000), np.ones(1000)))
+    assert f._selector.last.n == 2000
+    assert f.last_mode == "reverse"  # forward (167 sweeps) is not even tried
+    assert_allclose(g[0], 2.0 * np.ones(1000))
 
 
 def test_integer_leaves_promoted():

@@ -156,7 +156,10 @@ _TIE_Y = "where(x > y, 0.0, where(x < y, 1.0, 0.5))"
 
 def _at_zero_base(cond, expr):
     """``expr``, except 0 where x == 0 and ``cond`` (there expr would be 0 * inf)."""
-    return f"where(x == 0.0, where({cond}, 0.0, {expr}), {expr})"
+    # written with ``expr`` once: NumPy evaluates both branches of a where, and the
+    # nested (forward-over-reverse) consumers evaluate this text on traced values
+    # (numbers, not booleans, inside: the C rendering needs one type per branch)
+    return f"where(where(x == 0.0, where({cond}, 1.0, 0.0), 0.0) != 0.0, 0.0, {expr})"
 
 
 def _power_d(pw):

@@ -27,7 +27,7 @@ import numpy as np
 from .. import _tape
 from .._array import (DualArray, as_value, foreign_tag, is_tracer, lift, make, normalize,
                       primal, split, tag_of, wrap)
-from .._errors import unsupported_function
+from .._errors import NoRuleError, unsupported_function
 from .registry import register
 
 __all__ = []
@@ -978,11 +978,11 @@ def _norm(x, ord=None, axis=None, keepdims=False):
     mode = _mode_of(x)
     nd = np.ndim(primal(x))
     if axis is None and ord is not None and nd == 2 and ord not in ("fro",):
-        raise TypeError(unsupported_function(f"numpy.linalg.norm with ord={ord!r} for "
+        raise NoRuleError(unsupported_function(f"numpy.linalg.norm with ord={ord!r} for "
                                              "matrices", mode))
     if axis is not None and not np.isscalar(axis) and len(axis) == 2 and \
             ord not in (None, "fro"):
-        raise TypeError(unsupported_function(f"numpy.linalg.norm with ord={ord!r} for "
+        raise NoRuleError(unsupported_function(f"numpy.linalg.norm with ord={ord!r} for "
                                              "matrices", mode))
     axes = tuple(range(nd)) if axis is None else _norm_axis(axis, nd)
     if ord is None or ord == "fro" or ord == 2:

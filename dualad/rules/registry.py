@@ -18,7 +18,7 @@ function and the mode.
 
 import numpy as np
 
-from .._errors import unsupported_function
+from .._errors import NoRuleError, unsupported_function
 from ._codegen import compile_expression
 from ._elementwise import BOOLEAN_UFUNCS, FUNCTIONS, RULES, function_of, ufunc_of
 
@@ -26,7 +26,35 @@ __all__ = ["ElementwiseEntry", "ELEMENTWISE", "BOOLEAN", "register", "lookup", "
            "registered", "has_builtin_rule", "public_name"]
 
 _NAMESPACE = {name: function_of(name) for name in FUNCTIONS}
-_NAMESPACE["where"] = np.where
+
+
+def _rule_where(cond, a, b):
+    """``np.where`` for the rule expressions.
+
+    A condition on plain values that is uniformly false (or true) picks its branch
+    without a ``where`` over traced operands: the guards of the rules (``x == 0`` in the
+    power rule) are almost always all false, and a nested derivative would otherwise pay
+    for a traced selection per rule evaluation.  The result is a temporary of the
+    engine, never seen by user code, so returning the branch itself is safe."""
+    kind = type(cond)
+    if kind is bool or kind is np.bool_:
+        pick, other = (a, b) if cond else (b, a)
+    elif kind is np.ndarray:
+        if not cond.any():
+            pick, other = b, a
+        elif cond.all():
+            pick, other = a, b
+        else:
+            return np.where(cond, a, b)
+    else:
+        return np.where(cond, a, b)
+    shape = getattr(pick, "shape", ())
+    if getattr(cond, "shape", ()) in ((), shape) and getattr(other, "shape", ()) in ((), shape):
+        return pick
+    return np.where(cond, a, b)
+
+
+_NAMESPACE["where"] = _rule_where
 
 
 def _partial_kind(expr):
@@ -151,7 +179,7 @@ def lookup(func, mode="forward"):
     """
     impl = _FUNCTIONS[mode].get(func)
     if impl is None:
-        raise TypeError(unsupported_function(_name_of(func), mode))
+        raise NoRuleError(unsupported_function(_name_of(func), mode))
     return impl
 
 

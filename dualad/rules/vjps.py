@@ -27,7 +27,8 @@ import math
 import numpy as np
 
 from .. import _tape
-from .._array import as_value, normalize as _normalize, scale as _scale
+from .._array import DualArray, as_value, make as _make, normalize as _normalize, \
+    scale as _scale
 from .._errors import tracer_index
 from .linear import _resolve_order
 from .registry import register
@@ -192,6 +193,17 @@ def _has_fancy(key):
                for k in keys)
 
 
+def _place(cot, key, shape):
+    """Zeros of ``shape`` with the DualArray ``cot`` written at a basic ``key``: the
+    transpose of a basic selection, for a forward tracer cotangent (no repeats)."""
+    tangent = cot.tangent
+    value = np.zeros(shape)
+    value[key] = cot.value
+    lanes = np.zeros((tangent.shape[0],) + shape)
+    lanes[(slice(None),) + (key if isinstance(key, tuple) else (key,))] = tangent
+    return _make(value, lanes, cot.tag, True)
+
+
 @register(_tape._getitem, mode=_MODE)
 def _getitem(a, key):
     _check_key(key)
@@ -217,6 +229,9 @@ def _getitem(a, key):
             z = np.zeros(shape)
             np.add.at(z, key, cot)  # repeated indices add up
             return [z]
+        if not fancy and type(cot) is DualArray and type(cot.value) is np.ndarray:
+            # forward-over-reverse (hvp, Hessians): place value and lanes directly
+            return [_place(cot, key, shape)]
         # a traced cotangent (nested derivatives): scatter through the index map
         size = math.prod(shape)
         idx = np.arange(size).reshape(shape)[key]
