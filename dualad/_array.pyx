@@ -854,9 +854,32 @@ cdef object _pad(object t, Py_ssize_t ndim):
     return t.reshape((t.shape[0],) + (1,) * (ndim - have) + t.shape[1:])
 
 
+cdef object _scale_lanes(DualArray d, object t):
+    """``d * t`` for a partial ``d`` of an enclosing level (a DualArray of plain arrays)
+    and plain tangent lanes ``t``, as two broadcasting NumPy products (the nested
+    sweeps' commonest product, which the fused loops do not take: it broadcasts).
+    None when a non-finite product needs the annihilation rule (the general path)."""
+    if type(d.value) is not NDARRAY or type(d.tangent) is not NDARRAY:
+        return None
+    if t.dtype != np.float64:
+        return None
+    cdef object v = np.multiply(d.value, t)
+    cdef object lanes = np.multiply(_pad(d.tangent, v.ndim), t)
+    if not (_c_f64(v) and _c_f64(lanes)):
+        return None
+    if _any_nonfinite(_ptr(v), cnp.PyArray_SIZE(<cnp.ndarray> v)) or _any_nonfinite(
+            _ptr(lanes), cnp.PyArray_SIZE(<cnp.ndarray> lanes)):
+        return None
+    return _wrap_fresh(v, lanes, d.tag)
+
+
 cpdef object scale(object d, object t):
     """``d * t`` (broadcasting) where a zero on either side annihilates the other factor,
     even an infinite or nan one (DESIGN.md: 0 * inf = 0).  Tracers multiply as usual."""
+    if type(d) is DualArray and type(t) is NDARRAY:
+        r = _scale_lanes(<DualArray> d, t)
+        if r is not None:
+            return r
     if is_tracer(d) or is_tracer(t):
         return d * t
     if isinstance(d, (float, int)) and type(t) is NDARRAY:

@@ -16,8 +16,25 @@ __all__ = ["float_conversion", "complex_input", "unsupported_function", "object_
 class NoRuleError(TypeError):
     """A NumPy function or ufunc has no derivative rule in the mode being run.
 
-    A ``TypeError`` (what user code and tests expect), distinguishable so that
-    ``mode="auto"`` can fall back to a mode that has the rule."""
+    A subclass of ``TypeError`` (``except TypeError`` catches it), distinguishable so
+    that ``mode="auto"`` can drop the mode that lacks the rule and run the other one.
+    The message names the function and the mode.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import dualad
+    >>> try:
+    ...     dualad.grad(lambda x: np.sum(np.fft.fft(x).real))(np.ones(3))
+    ... except dualad.NoRuleError as err:
+    ...     print(str(err)[:60])
+    dualad has no forward-mode derivative rule for numpy.fft.fft
+    >>> issubclass(dualad.NoRuleError, TypeError)
+    True
+    """
+
+
+NoRuleError.__module__ = "dualad"  # how tracebacks name it: the public name
 
 
 class MixedTracerError(TypeError):
