@@ -27,9 +27,11 @@ from .rules.registry import defrule  # noqa: E402
 from .api import derivative, jvp, vjp, jacobian, grad, value_and_grad, hessian, hvp  # noqa: E402,E501
 from .pytree import ravel  # noqa: E402
 from ._errors import NoRuleError  # noqa: E402
+from .diagnostics import check_grad, trace  # noqa: E402
 from .forward import CHUNK_THRESHOLD  # noqa: E402
 from ._version import __version__  # noqa: E402
 from . import special  # noqa: E402,F401  (dualad.special: logsumexp, softmax...)
 
 __all__ = ["Dual", "HyperDual", "DualArray", "derivative", "jvp", "vjp", "jacobian", "grad",
-           "value_and_grad", "hessian", "hvp", "NoRuleError", "ravel", "defrule", "CHUNK_THRESHOLD", "__version__"]
+           "value_and_grad", "hessian", "hvp", "check_grad", "trace", "NoRuleError", "ravel",
+           "defrule", "CHUNK_THRESHOLD", "__version__"]

@@ -854,32 +854,48 @@ cdef object _pad(object t, Py_ssize_t ndim):
     return t.reshape((t.shape[0],) + (1,) * (ndim - have) + t.shape[1:])
 
 
-cdef object _scale_lanes(DualArray d, object t):
-    """``d * t`` for a partial ``d`` of an enclosing level (a DualArray of plain arrays)
-    and plain tangent lanes ``t``, as two broadcasting NumPy products (the nested
-    sweeps' commonest product, which the fused loops do not take: it broadcasts).
-    None when a non-finite product needs the annihilation rule (the general path)."""
-    if type(d.value) is not NDARRAY or type(d.tangent) is not NDARRAY:
-        return None
-    if t.dtype != np.float64:
-        return None
-    cdef object v = np.multiply(d.value, t)
-    cdef object lanes = np.multiply(_pad(d.tangent, v.ndim), t)
-    if not (_c_f64(v) and _c_f64(lanes)):
-        return None
-    if _any_nonfinite(_ptr(v), cnp.PyArray_SIZE(<cnp.ndarray> v)) or _any_nonfinite(
-            _ptr(lanes), cnp.PyArray_SIZE(<cnp.ndarray> lanes)):
-        return None
-    return _wrap_fresh(v, lanes, d.tag)
+cdef inline bint _plain_dual(object o):
+    """A DualArray whose value and lanes are plain arrays (one level, no nesting)."""
+    return (type(o) is DualArray and type((<DualArray> o).value) is NDARRAY
+            and type((<DualArray> o).tangent) is NDARRAY)
+
+
+cdef object _scale_one_traced(object d, object t):
+    """``scale`` where one factor is a DualArray of plain arrays and the other is plain.
+
+    The product is linear in the traced factor, so the annihilation rule applies to its
+    value and to each of its lanes separately: a zero plain factor kills an infinite
+    partial in both (nested sweeps differentiate ``0 * inf`` cotangents as 0, as the
+    plain sweep does), and a zero lane of the traced factor kills an infinite plain
+    one.  Two broadcasting NumPy products; the fused loops do not take this case."""
+    cdef DualArray a = <DualArray> (d if type(d) is DualArray else t)
+    other = t if type(d) is DualArray else d
+    v = as_value(scale(a.value, other))
+    lanes = scale(_pad(a.tangent, v.ndim), other)
+    if type(lanes) is not NDARRAY or lanes.shape[1:] != v.shape:
+        lanes = np.broadcast_to(lanes, (a.tangent.shape[0],) + v.shape)
+    return _wrap(v, lanes, a.tag)
+
+
+cdef object _scale_both_traced(DualArray d, DualArray t):
+    """``scale`` of two DualArrays of one level: the product rule with the annihilation
+    rule applied to each product of parts (a zero cotangent value kills an infinite
+    partial in the value and in the lanes it multiplies)."""
+    v = as_value(scale(d.value, t.value))
+    nd = v.ndim
+    lanes = scale(d.value, _pad(t.tangent, nd)) + scale(_pad(d.tangent, nd), t.value)
+    if type(lanes) is not NDARRAY or lanes.shape[1:] != v.shape:
+        lanes = np.broadcast_to(lanes, (d.tangent.shape[0],) + v.shape)
+    return _wrap(v, lanes, d.tag)
 
 
 cpdef object scale(object d, object t):
     """``d * t`` (broadcasting) where a zero on either side annihilates the other factor,
     even an infinite or nan one (DESIGN.md: 0 * inf = 0).  Tracers multiply as usual."""
-    if type(d) is DualArray and type(t) is NDARRAY:
-        r = _scale_lanes(<DualArray> d, t)
-        if r is not None:
-            return r
+    if _plain_dual(d) and not is_tracer(t) or _plain_dual(t) and not is_tracer(d):
+        return _scale_one_traced(d, t)
+    if _plain_dual(d) and _plain_dual(t) and (<DualArray> d).tag == (<DualArray> t).tag:
+        return _scale_both_traced(<DualArray> d, <DualArray> t)
     if is_tracer(d) or is_tracer(t):
         return d * t
     if isinstance(d, (float, int)) and type(t) is NDARRAY:

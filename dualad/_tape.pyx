@@ -22,6 +22,13 @@ Two kinds of node:
 
 A zero cotangent annihilates (``0 * inf = 0``), as a zero tangent does in forward mode.
 
+Diagnostics.  :mod:`dualad.diagnostics` (``trace``, the non-finite origin search) sets
+:attr:`Tape.observer`: every traced result is then reported with its node id, the name of
+the operation that made it and its value (:meth:`Tape.node_info` gives its parents and
+partials; :meth:`Tape.backward` over every node gives all adjoints).  While no tape in the
+process has an observer, the hooks cost one test of a C integer per recorded node and per
+NumPy dispatch, and the backward sweep has none.
+
 Nesting.  Traced values carry a tag.  A reverse-mode value whose ``value`` is a forward
 tracer (``DualArray`` of an older tag) is how forward-over-reverse Hessian-vector
 products work: every VJP here is written with NumPy operations, so the cotangents become
@@ -35,6 +42,8 @@ cimport numpy as cnp
 from cpython.mem cimport PyMem_Malloc, PyMem_Realloc, PyMem_Free
 from libc.math cimport isfinite
 from libc.stdint cimport uint64_t
+
+import threading
 
 import numpy as np
 
@@ -63,6 +72,9 @@ fill_tables(U1, U2, B1, B2, B1X, B1Y)
 cdef dict UNARY_INDEX = {ufunc_of(n): i for i, n in enumerate(unary_names())}
 cdef dict BINARY_INDEX = {ufunc_of(n): i for i, n in enumerate(binary_names())}
 cdef list BINARY_UFUNCS = [ufunc_of(n) for n in binary_names()]
+# operation names the diagnostics report for the C scalar paths (NumPy's ufunc names)
+cdef list UNARY_OPS = [ufunc_of(n).__name__ for n in unary_names()]
+cdef list BINARY_OPS = [u.__name__ for u in BINARY_UFUNCS]
 cdef dict ELEMENTWISE = _registry.ELEMENTWISE
 cdef frozenset BOOLEAN = _registry.BOOLEAN
 cdef type NDARRAY = np.ndarray
@@ -78,6 +90,17 @@ cdef Py_ssize_t I_ABS = unary_names().index("absolute")
 
 _MODE = "reverse"
 _np_sum = np.sum
+
+# Diagnostics hooks.  _observing counts the tapes that have an observer: while it is 0
+# (always, outside dualad.diagnostics) every hook below is skipped after one C test.
+cdef int _observing = 0
+cdef extern from *:
+    # Cython's own branch hint (a macro in every generated module): keeps the rarely
+    # taken diagnostics calls out of the hot paths' straight-line code
+    bint _unlikely "unlikely"(bint) nogil
+# the names of the NumPy operations being dispatched, innermost last (per thread; only
+# maintained while _observing)
+_local = threading.local()
 
 # node kinds
 cdef enum:
@@ -131,6 +154,8 @@ cdef class Tape:
     cdef double* d1
     cdef list vjps       # K_ARRAY: (vjp, parents); K_LEAF/K_ELEM: shape or None
     cdef list shapes     # array nodes: the value's shape; scalar nodes: None
+    cdef object _observer
+    cdef bint _counted   # _observer is counted in _observing
 
     def __cinit__(self, Py_ssize_t tag):
         self.tag = tag
@@ -141,8 +166,13 @@ cdef class Tape:
         self.d0 = self.d1 = NULL
         self.vjps = []
         self.shapes = []
+        self._observer = None
+        self._counted = False
 
     def __dealloc__(self):
+        global _observing
+        if self._counted:
+            _observing -= 1
         PyMem_Free(self.kind)
         PyMem_Free(self.p0)
         PyMem_Free(self.p1)
@@ -154,6 +184,61 @@ cdef class Tape:
     def size(self):
         """int: the number of recorded nodes."""
         return self.n
+
+    @property
+    def observer(self):
+        """callable or None: called as ``observer(node, op, value)`` for every traced
+        result recorded on this tape (for :mod:`dualad.diagnostics`).
+
+        ``op`` is the name of the NumPy operation being dispatched (``"sin"``,
+        ``"multiply"``, ``"sum"``...) or ``None`` when the node was made outside a
+        dispatch (the input, a conversion, indexing); ``value`` is the node's value.
+        Exceptions raised by the observer propagate into the traced function.
+        """
+        return self._observer
+
+    @observer.setter
+    def observer(self, value):
+        global _observing
+        if value is not None and not callable(value):
+            raise TypeError(f"Tape.observer must be callable or None, not "
+                            f"{type(value).__name__}")
+        self._observer = value
+        if value is not None and not self._counted:
+            _observing += 1
+            self._counted = True
+        elif value is None and self._counted:
+            _observing -= 1
+            self._counted = False
+
+    def node_info(self, Py_ssize_t i):
+        """``(kind, parents, payload)`` of node ``i`` (for :mod:`dualad.diagnostics`).
+
+        ``kind`` is ``"leaf"``, ``"scalar"``, ``"element"`` or ``"array"``; ``parents``
+        the list of parent node ids.  ``payload``: for a scalar node its local partials,
+        one per parent; for an element node the flat index it reads; for an array node
+        ``(vjp, operands)``, where ``vjp(cotangent)`` returns one cotangent per operand
+        and ``operands`` lists their node ids (-1 for a constant); None for a leaf.
+        """
+        if not 0 <= i < self.n:
+            raise IndexError(f"node {i} is not on this tape (it has {self.n} nodes)")
+        cdef int k = self.kind[i]
+        if k == K_SCALAR:
+            parents = []
+            partials = []
+            if self.p0[i] >= 0:
+                parents.append(self.p0[i])
+                partials.append(self.d0[i])
+            if self.p1[i] >= 0:
+                parents.append(self.p1[i])
+                partials.append(self.d1[i])
+            return ("scalar", parents, tuple(partials))
+        if k == K_ELEM:
+            return ("element", [self.p0[i]], self.idx[i])
+        if k == K_ARRAY:
+            vjp, operands = self.vjps[i]
+            return ("array", [p for p in operands if p >= 0], (vjp, list(operands)))
+        return ("leaf", [], None)
 
     cdef int _grow(self) except -1:
         cdef Py_ssize_t cap = 64 if self.cap == 0 else 2 * self.cap
@@ -261,6 +346,56 @@ cdef class Tape:
             return result
         finally:
             PyMem_Free(sadj)
+
+
+def _observers():
+    """The number of tapes that have an observer (0 unless diagnostics are running)."""
+    return _observing
+
+
+cdef int _notify(Tape tape, Py_ssize_t node, object op, object value) except -1:
+    """Report a recorded node to its tape's observer, if it has one (diagnostics)."""
+    if tape._observer is not None:
+        tape._observer(node, op, value)
+    return 0
+
+
+cdef int _notify_element(Tape tape, Py_ssize_t node, object value,
+                         Py_ssize_t flat) except -1:
+    """Report an element node (its value: element ``flat`` of ``value``)."""
+    if tape._observer is not None:
+        tape._observer(node, "getitem", float(value.reshape(-1)[flat]))
+    return 0
+
+
+cdef object _current_op():
+    """The NumPy operation being dispatched on this thread (diagnostics), or None."""
+    ops = getattr(_local, "ops", None)
+    return ops[len(ops) - 1] if ops else None  # (wraparound is off: no ops[-1])
+
+
+cdef object _named(object op, object fn, tuple args):
+    """``fn(*args)`` with ``op`` named as the operation being dispatched (diagnostics):
+    nodes recorded inside take that name unless an inner dispatch names them."""
+    ops = getattr(_local, "ops", None)
+    if ops is None:
+        ops = _local.ops = []
+    ops.append(op)
+    try:
+        return fn(*args)
+    finally:
+        ops.pop()
+
+
+def _ufunc_dispatch(ufunc, method, inputs, kwargs):
+    if method == "__call__":
+        return generic_ufunc(ufunc, inputs, kwargs)
+    return generic_ufunc_method(ufunc, method, inputs, kwargs)
+
+
+cdef object _ufunc_op(object ufunc, str method):
+    name = getattr(ufunc, "__name__", repr(ufunc))
+    return name if method == "__call__" else f"{name}.{method}"
 
 
 @cython.final
@@ -443,12 +578,16 @@ cpdef object wrap(Tape tape, object value, Py_ssize_t node):
     r.value = value
     r.tape = tape
     r.node = node
+    if _unlikely(_observing):
+        _notify(tape, node, _current_op(), value)
     return r
 
 
 cpdef object element(Tape tape, object value, Py_ssize_t node, Py_ssize_t flat):
     """``value.flat[flat]`` of array node ``node`` as an RScalar (a K_ELEM node)."""
     cdef Py_ssize_t e = tape._push(K_ELEM, node, -1, 1.0, 0.0, flat, None, None)
+    if _unlikely(_observing):
+        _notify_element(tape, e, value, flat)
     return _new_scalar((<double*> cnp.PyArray_DATA(<cnp.ndarray> value))[flat]
                        if cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray> value)
                        else float(value.reshape(-1)[flat]), tape, e)
@@ -1091,11 +1230,17 @@ cdef class RArray:
         self.node = res.node
 
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        if _unlikely(_observing):
+            return _named(_ufunc_op(ufunc, method), _ufunc_dispatch,
+                          (ufunc, method, inputs, kwargs))
         if method == "__call__":
             return generic_ufunc(ufunc, inputs, kwargs)
         return generic_ufunc_method(ufunc, method, inputs, kwargs)
 
     def __array_function__(self, func, types, args, kwargs):
+        if _unlikely(_observing):
+            return _named(getattr(func, "__name__", None), generic_array_function,
+                          (func, types, args, kwargs))
         return generic_array_function(func, types, args, kwargs)
 
     def __add__(self, o):
@@ -1276,6 +1421,8 @@ cdef object _scalar_unary(RScalar a, Py_ssize_t idx):
     U1[idx](a.value, out)
     _clear_flags()
     cdef Py_ssize_t node = a.tape._push(K_SCALAR, a.node, -1, out[1], 0.0, -1, None, None)
+    if _unlikely(_observing):
+        _notify(a.tape, node, UNARY_OPS[idx], out[0])
     return _new_scalar(out[0], a.tape, node)
 
 
@@ -1317,6 +1464,8 @@ cdef object _scalar_binary(object x, object y, Py_ssize_t idx):
     cdef Py_ssize_t node = tape._push(K_SCALAR, a.node if a is not None else -1,
                                       b.node if b is not None else -1, out[1], out[2],
                                       -1, None, None)
+    if _unlikely(_observing):
+        _notify(tape, node, BINARY_OPS[idx], out[0])
     return _new_scalar(out[0], tape, node)
 
 
@@ -1516,12 +1665,18 @@ cdef class RScalar:
                 if r is not None:
                     return r
         inputs = tuple(_as_rarray(i) for i in inputs)
+        if _unlikely(_observing):
+            return _named(_ufunc_op(ufunc, method), _ufunc_dispatch,
+                          (ufunc, method, inputs, kwargs))
         if method == "__call__":
             return generic_ufunc(ufunc, inputs, kwargs)
         return generic_ufunc_method(ufunc, method, inputs, kwargs)
 
     def __array_function__(self, func, types, args, kwargs):
         args = tuple(_as_rarray(a) for a in args)
+        if _unlikely(_observing):
+            return _named(getattr(func, "__name__", None), generic_array_function,
+                          (func, types, args, kwargs))
         return generic_array_function(func, types, args, kwargs)
 
     def __getattr__(self, name):

@@ -25,6 +25,7 @@ explains its choice with ``explain()``.
 import numpy as np
 
 from . import _selector, forward, pytree, reverse, second
+from .diagnostics import find_nonfinite
 from ._array import DualArray, is_tracer
 from ._errors import MixedTracerError
 from ._scalar import Dual, HyperDual, derivative1, dual_lane, seed_dual, seed_hyperdual
@@ -86,8 +87,9 @@ class _Transform:
 class _ModeTransform(_Transform):
     """A transform with a ``mode`` argument: forced, or chosen per call by the selector."""
 
-    def __init__(self, fun, mode, chunk=None):
+    def __init__(self, fun, mode, chunk=None, check_finite=False):
         super().__init__(fun)
+        self.check_finite = bool(check_finite)
         self.requested_mode = mode
         self.mode = _check_mode(mode)
         if chunk is not None and (int(chunk) != chunk or chunk < 1):
@@ -311,6 +313,8 @@ class _Jacobian(_ModeTransform):
     _selector_kind = "jacobian"
 
     def __call__(self, x, *args):
+        if self.check_finite:
+            find_nonfinite(self.fun, x, args)
         if not is_tracer(x):
             x = forward.as_input(x)
         return self._dispatch(x, args, None, lambda mode: self._run(mode, x, args))
@@ -323,7 +327,7 @@ class _Jacobian(_ModeTransform):
         return _float_out(jac), _size(value)
 
 
-def jacobian(fun, mode="auto", chunk=None):
+def jacobian(fun, mode="auto", chunk=None, check_finite=False):
     """Jacobian of a function of an array.
 
     Parameters
@@ -340,6 +344,11 @@ def jacobian(fun, mode="auto", chunk=None):
         Directions pushed per sweep.  By default all inputs up to 12 go in one sweep;
         larger inputs use the fewest sweeps of at most 12 lanes.
 
+    check_finite : bool, optional
+        If True, first record one evaluation and raise ``FloatingPointError`` at the
+        operation where a NaN or an infinity started in the value or the gradient,
+        naming the line of your code (see :doc:`diagnostics`).  Off by default, and free
+        then.
     Returns
     -------
     callable
@@ -348,6 +357,8 @@ def jacobian(fun, mode="auto", chunk=None):
 
     Raises
     ------
+    FloatingPointError
+        With ``check_finite=True``, where a non-finite value or derivative starts.
     ValueError
         For an unknown mode or a non-positive chunk.
 
@@ -370,7 +381,7 @@ def jacobian(fun, mode="auto", chunk=None):
     array([[ 3.        ,  2.        ],
            [-0.41614684,  0.        ]])
     """
-    return _Jacobian(fun, mode, chunk)
+    return _Jacobian(fun, mode, chunk, check_finite)
 
 
 class _Grad(_ModeTransform):
@@ -381,6 +392,8 @@ class _Grad(_ModeTransform):
         return self.value_and_grad(x, args)[1]
 
     def value_and_grad(self, x, args):
+        if self.check_finite:
+            find_nonfinite(self.fun, x, args)
         if pytree.is_tree(x):
             return self._tree_value_and_grad(x, args)
         return self._flat_value_and_grad(self.fun, x, args)
@@ -431,7 +444,7 @@ def _check_scalar(value):
                          f"shape {tuple(shape)}. Use dualad.jacobian instead.")
 
 
-def grad(fun, mode="auto", chunk=None):
+def grad(fun, mode="auto", chunk=None, check_finite=False):
     """Gradient of a scalar function of an array (or of a pytree of arrays).
 
     Parameters
@@ -448,6 +461,11 @@ def grad(fun, mode="auto", chunk=None):
     chunk : int, optional
         Directions per forward sweep (see :func:`jacobian`).
 
+    check_finite : bool, optional
+        If True, first record one evaluation and raise ``FloatingPointError`` at the
+        operation where a NaN or an infinity started in the value or the gradient,
+        naming the line of your code (see :doc:`diagnostics`).  Off by default, and free
+        then.
     Returns
     -------
     callable
@@ -458,6 +476,8 @@ def grad(fun, mode="auto", chunk=None):
 
     Raises
     ------
+    FloatingPointError
+        With ``check_finite=True``, where a non-finite value or derivative starts.
     ValueError
         If ``fun`` returns a non-scalar.
     TypeError
@@ -496,7 +516,7 @@ def grad(fun, mode="auto", chunk=None):
     >>> dualad.grad(loss, mode="reverse")(params, X, y)
     {'w': array([-10., -14.]), 'b': np.float64(-4.0)}
     """
-    return _Grad(fun, mode, chunk)
+    return _Grad(fun, mode, chunk, check_finite)
 
 
 class _ValueAndGrad(_Grad):
@@ -507,7 +527,7 @@ class _ValueAndGrad(_Grad):
         return _float_out(value), g
 
 
-def value_and_grad(fun, mode="auto", chunk=None):
+def value_and_grad(fun, mode="auto", chunk=None, check_finite=False):
     """Value and gradient of a scalar function from one evaluation.
 
     Parameters
@@ -519,6 +539,11 @@ def value_and_grad(fun, mode="auto", chunk=None):
     chunk : int, optional
         Directions per forward sweep.
 
+    check_finite : bool, optional
+        If True, first record one evaluation and raise ``FloatingPointError`` at the
+        operation where a NaN or an infinity started in the value or the gradient,
+        naming the line of your code (see :doc:`diagnostics`).  Off by default, and free
+        then.
     Returns
     -------
     callable
@@ -529,6 +554,8 @@ def value_and_grad(fun, mode="auto", chunk=None):
 
     Raises
     ------
+    FloatingPointError
+        With ``check_finite=True``, where a non-finite value or derivative starts.
     ValueError
         If ``fun`` returns a non-scalar.
 
@@ -553,7 +580,7 @@ def value_and_grad(fun, mode="auto", chunk=None):
     >>> float(value), g
     (27.0, (array(18.), array([9., 9.])))
     """
-    return _ValueAndGrad(fun, mode, chunk)
+    return _ValueAndGrad(fun, mode, chunk, check_finite)
 
 
 def vjp(fun, x, *args):
@@ -620,6 +647,8 @@ class _Hessian(_ModeTransform):
     def value_grad_hessian(self, x, *args):
         """``(f(x), grad f(x), H(x))`` from the same nested sweeps (float64)."""
         _check_tree(x, "hessian")
+        if self.check_finite:
+            find_nonfinite(self.fun, x, args)
         if not is_tracer(x):
             x = forward.as_input(x)
         return self._dispatch(x, args, 1, lambda mode: (self._run(mode, x, args), 1))
@@ -629,7 +658,7 @@ class _Hessian(_ModeTransform):
         return _float_out(value), _float_out(g), _float_out(h)
 
 
-def hessian(fun, mode="auto", chunk=None):
+def hessian(fun, mode="auto", chunk=None, check_finite=False):
     """Hessian of a scalar function of an array: SciPy's ``hess(x, *args)``.
 
     Parameters
@@ -647,6 +676,11 @@ def hessian(fun, mode="auto", chunk=None):
     chunk : int, optional
         Hessian columns per outer sweep (default: up to 12, see :func:`jacobian`).
 
+    check_finite : bool, optional
+        If True, first record one evaluation and raise ``FloatingPointError`` at the
+        operation where a NaN or an infinity started in the value or the gradient,
+        naming the line of your code (see :doc:`diagnostics`).  Off by default, and free
+        then.
     Returns
     -------
     callable
@@ -657,6 +691,8 @@ def hessian(fun, mode="auto", chunk=None):
 
     Raises
     ------
+    FloatingPointError
+        With ``check_finite=True``, where a non-finite value or derivative starts.
     ValueError
         If ``fun`` returns a non-scalar, or for an unknown mode.
     TypeError
@@ -688,7 +724,7 @@ def hessian(fun, mode="auto", chunk=None):
     array([[6., 2.],
            [2., 0.]])
     """
-    return _Hessian(fun, mode, chunk)
+    return _Hessian(fun, mode, chunk, check_finite)
 
 
 class _Hvp(_ModeTransform):
@@ -701,6 +737,8 @@ class _Hvp(_ModeTransform):
     def value_grad_hvp(self, x, v, *args):
         """``(f(x), grad f(x), H(x) v)`` from one nested sweep (float64)."""
         _check_tree(x, "hvp")
+        if self.check_finite:
+            find_nonfinite(self.fun, x, args)
         if not is_tracer(x):
             x = forward.as_input(x)
         if isinstance(v, complex) or np.iscomplexobj(v):
@@ -717,7 +755,7 @@ class _Hvp(_ModeTransform):
         return _float_out(value), _float_out(g), _float_out(hv)
 
 
-def hvp(fun, mode="auto"):
+def hvp(fun, mode="auto", check_finite=False):
     """Hessian-vector product of a scalar function: SciPy's ``hessp(x, p, *args)``.
 
     Parameters
@@ -732,6 +770,11 @@ def hvp(fun, mode="auto"):
         (default) measures the plausible strategies on the first calls and keeps the
         faster (see :ref:`mode-selector`).
 
+    check_finite : bool, optional
+        If True, first record one evaluation and raise ``FloatingPointError`` at the
+        operation where a NaN or an infinity started in the value or the gradient,
+        naming the line of your code (see :doc:`diagnostics`).  Off by default, and free
+        then.
     Returns
     -------
     callable
@@ -742,6 +785,8 @@ def hvp(fun, mode="auto"):
 
     Raises
     ------
+    FloatingPointError
+        With ``check_finite=True``, where a non-finite value or derivative starts.
     ValueError
         If ``v`` does not have the shape of ``x``, or ``fun`` returns a non-scalar.
     TypeError
@@ -769,4 +814,4 @@ def hvp(fun, mode="auto"):
     >>> dualad.hvp(lambda x, a: a * np.sum(x ** 3))(np.array([1.0, 2.0]), np.ones(2), 2.0)
     array([12., 24.])
     """
-    return _Hvp(fun, mode)
+    return _Hvp(fun, mode, None, check_finite)

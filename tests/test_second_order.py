@@ -327,3 +327,18 @@ def test_transforms_pickle_with_their_mode():
         t2 = pickle.loads(pickle.dumps(t))
         assert t2.mode == "auto"
         assert_allclose(t2(*args), first)
+
+
+def test_zero_cotangent_annihilates_in_nested_sweeps():
+    # d/dx sum(sqrt(x) x) = 1.5 sqrt(x): 0 at x = 0 although sqrt'(0) = inf, in the
+    # plain sweep and in the gradient carried by a forward-over-reverse sweep
+    f = lambda x: np.sum(np.sqrt(x) * x)  # noqa: E731
+    x = np.array([0.0, 4.0])
+    g_plain = dualad.grad(f, mode="reverse")(x)
+    g_nested, hv = dualad.jvp(dualad.grad(f, mode="reverse"), x, np.array([1.0, 0.0]))
+    assert_allclose(g_plain, [0.0, 3.0])
+    assert_allclose(g_nested, g_plain)
+    assert np.isposinf(hv[0]) and hv[1] == 0.0   # 0.75 / sqrt(x) at 0
+    value, g, H = dualad.hessian(f, mode="reverse").value_grad_hessian(x)
+    assert_allclose(g, [0.0, 3.0])
+    assert np.isposinf(H[0, 0]) and H[1, 1] == 0.375 and H[0, 1] == 0.0
