@@ -199,3 +199,23 @@ if __name__ == "__main__":  # python -m benchmarks.bench_second: the regret tabl
               f"{d['chosen']:8s} forward {d['forward'] * 1e3:9.3f} ms  reverse "
               f"{d['reverse'] * 1e3:9.3f} ms  auto {d['auto'] * 1e3:9.3f} ms", flush=True)
     print(f"worst: {worst[0]:.2f} at {worst[1]}")
+
+
+class SelectorOverhead:
+    """A decided ``mode="auto"`` call beside the forced mode it chose, on the cheapest
+    problem there is (n = 2, where a lookup would show): the two should be equal."""
+
+    params = (("forced forward", "auto"),)
+    param_names = ("tool",)
+
+    def setup(self, tool):
+        f, self.x = _scalar_problem(2)
+        g = dualad_attr("grad")(f, mode="forward" if tool == "forced forward" else "auto")
+        for _ in range(6):
+            g(self.x)
+        if g.last_mode != "forward":
+            raise NotImplementedError(f"auto chose {g.last_mode} here; nothing to compare")
+        self.g = g
+
+    def time_grad(self, tool):
+        self.g(self.x)

@@ -54,8 +54,10 @@ def _size(x):
 
 def _signature(x, args):
     """The selector's cache key: the input's shape and the array arguments' shapes."""
-    return (tuple(np.shape(x)) if not hasattr(x, "shape") else tuple(x.shape),
-            tuple(a.shape if type(a) is np.ndarray else type(a) for a in args))
+    shape = x.shape if hasattr(x, "shape") else np.shape(x)
+    if not args:
+        return shape
+    return (shape, tuple(a.shape if type(a) is np.ndarray else type(a) for a in args))
 
 
 def _float_out(value):

@@ -36,6 +36,8 @@ def _rule_where(cond, a, b):
     power rule) are almost always all false, and a nested derivative would otherwise pay
     for a traced selection per rule evaluation.  The result is a temporary of the
     engine, never seen by user code, so returning the branch itself is safe."""
+    if type(a) is float and type(b) is float and a == b:
+        return a  # both branches one constant (a guard that reduced to 0.0 or 1.0)
     kind = type(cond)
     if kind is bool or kind is np.bool_:
         pick, other = (a, b) if cond else (b, a)
