@@ -657,6 +657,23 @@ cdef object _defer(tuple inputs, Py_ssize_t mytag):
     return t > mytag
 
 
+cdef inline bint _number(object v):
+    return type(v) is float or type(v) is int or type(v) is np.float64
+
+
+cdef object _constant_power_partial(object x, double y):
+    """``d/dx x ** y`` for a constant ``y``: the power rule of the table, whose zero-base
+    guard only matters for ``y == 0`` (a constant), without evaluating it on traced
+    values; ``x ** 2`` costs one product."""
+    if y == 0.0:
+        return 0.0
+    if y == 1.0:
+        return 1.0
+    if y == 2.0:
+        return 2.0 * x
+    return y * x ** (y - 1.0)
+
+
 def _elementwise(Tape tape, entry, tuple inputs):
     """A rule-table ufunc on reverse tracers (the NumPy path; nests)."""
     cdef Py_ssize_t i
@@ -679,9 +696,13 @@ def _elementwise(Tape tape, entry, tuple inputs):
                 partials.append(None)
                 shapes.append(None)
                 continue
-            d = entry.first[i](vals[0], vals[1], ans)
-            if i == 1 and entry.is_power:
-                d = np.where(ans == 0.0, 0.0, d)  # zero base: no 0 * log(0)
+            if i == 0 and entry.is_power and nodes[1] < 0 and _number(vals[1]):
+                # a constant exponent (the commonest power: x ** 2 inside nested sweeps)
+                d = _constant_power_partial(vals[0], float(vals[1]))
+            else:
+                d = entry.first[i](vals[0], vals[1], ans)
+                if i == 1 and entry.is_power:
+                    d = np.where(ans == 0.0, 0.0, d)  # zero base: no 0 * log(0)
             partials.append(d)
             shapes.append(tuple(vals[i].shape))
 
