@@ -31,6 +31,7 @@ from .diagnostics import check_grad, trace  # noqa: E402
 from .forward import CHUNK_THRESHOLD  # noqa: E402
 from ._version import __version__  # noqa: E402
 from . import special  # noqa: E402,F401  (dualad.special: logsumexp, softmax...)
+from . import optim  # noqa: E402,F401  (dualad.optim: SGD, Adam, AdamW, fit)
 
 __all__ = ["Dual", "HyperDual", "DualArray", "derivative", "jvp", "vjp", "jacobian", "grad",
            "value_and_grad", "hessian", "hvp", "check_grad", "trace", "NoRuleError", "ravel",
