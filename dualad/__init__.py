@@ -32,6 +32,7 @@ from .forward import CHUNK_THRESHOLD  # noqa: E402
 from ._version import __version__  # noqa: E402
 from . import special  # noqa: E402,F401  (dualad.special: logsumexp, softmax...)
 from . import optim  # noqa: E402,F401  (dualad.optim: SGD, Adam, AdamW, fit)
+from . import optimize  # noqa: E402,F401  (SciPy's solvers with derivatives)
 
 __all__ = ["Dual", "HyperDual", "DualArray", "derivative", "jvp", "vjp", "jacobian", "grad",
            "value_and_grad", "hessian", "hvp", "check_grad", "trace", "NoRuleError", "ravel",

@@ -329,7 +329,7 @@ class _Jacobian(_ModeTransform):
         return _float_out(jac), _size(value)
 
 
-def jacobian(fun, mode="auto", chunk=None, check_finite=False):
+def jacobian(fun, mode="auto", chunk=None, sparsity=None, check_finite=False):
     """Jacobian of a function of an array.
 
     Parameters
@@ -346,6 +346,12 @@ def jacobian(fun, mode="auto", chunk=None, check_finite=False):
         Directions pushed per sweep.  By default all inputs up to 12 go in one sweep;
         larger inputs use the fewest sweeps of at most 12 lanes.
 
+    sparsity : {None, "auto"} or sparse matrix or bool array of shape (m, n), optional
+        If given, return *sparse* Jacobians (``scipy.sparse.csr_array``): "auto"
+        detects the pattern by tracing ``fun`` once per input shape, a matrix or
+        boolean array gives it.  The columns are coloured so that no two columns of a
+        colour share a row, and the Jacobian costs one directional derivative per
+        colour instead of one per input (see :doc:`sparse`).
     check_finite : bool, optional
         If True, first record one evaluation and raise ``FloatingPointError`` at the
         operation where a NaN or an infinity started in the value or the gradient,
@@ -383,6 +389,9 @@ def jacobian(fun, mode="auto", chunk=None, check_finite=False):
     array([[ 3.        ,  2.        ],
            [-0.41614684,  0.        ]])
     """
+    if sparsity is not None:
+        from .sparse import SparseJacobianTransform
+        return SparseJacobianTransform(fun, sparsity, chunk)
     return _Jacobian(fun, mode, chunk, check_finite)
 
 
