@@ -119,15 +119,19 @@ GRID = ([("grad", n, 1) for n in (2, 10, 100, 1000, 10_000)]
         + [("hvp", n, 1) for n in (10, 1000)])
 
 
-def _median_seconds(call, budget=0.15, repeat=5):
+def _calls_per_sample(call, budget):
     number = 1
-    while timeit.timeit(call, number=number) < budget / repeat / 2 and number < 4096:
+    while timeit.timeit(call, number=number) < budget and number < 4096:
         number *= 2
-    return float(np.median(timeit.repeat(call, number=number, repeat=repeat))) / number
+    return number
 
 
-def regret(kind, n, m, warmup=6, slow=2.0):
+def regret(kind, n, m, warmup=6, slow=2.0, rounds=7, budget=0.01):
     """``time(auto) / min(time(forward), time(reverse))`` for one grid point.
+
+    The three callables are timed in interleaved rounds (forward, reverse, auto, then
+    again), so that a slow spell of a shared machine hits them alike; each time is the
+    median over the rounds.
 
     Parameters
     ----------
@@ -140,6 +144,10 @@ def regret(kind, n, m, warmup=6, slow=2.0):
     slow : float, optional
         A forced mode whose single call takes longer than this many seconds is not
         timed further (it cannot be the faster one once the other is measured).
+    rounds : int, optional
+        Interleaved timing rounds.
+    budget : float, optional
+        Seconds per sample (calls are batched up to it).
 
     Returns
     -------
@@ -156,19 +164,26 @@ def regret(kind, n, m, warmup=6, slow=2.0):
         f, x = _scalar_problem(n)
     make = getattr(dualad, kind)
     args = (x, np.cos(x)) if kind == "hvp" else (x,)
-    times = {}
+    calls = {}
     for mode in ("forward", "reverse"):
         t = make(f, mode=mode)
         t0 = timeit.default_timer()
         t(*args)
-        if timeit.default_timer() - t0 > slow:
-            times[mode] = float("inf")
-            continue
-        times[mode] = _median_seconds(lambda: t(*args))
+        if timeit.default_timer() - t0 <= slow:
+            calls[mode] = t
     auto = make(f)
     for _ in range(warmup):
         auto(*args)
-    times["auto"] = _median_seconds(lambda: auto(*args))
+    calls["auto"] = auto
+    numbers = {k: _calls_per_sample(lambda t=t: t(*args), budget) for k, t in calls.items()}
+    samples = {k: [] for k in calls}
+    for _ in range(rounds):
+        for k, t in calls.items():
+            samples[k].append(timeit.timeit(lambda t=t: t(*args), number=numbers[k])
+                              / numbers[k])
+    times = {k: float(np.median(v)) for k, v in samples.items()}
+    for mode in ("forward", "reverse"):
+        times.setdefault(mode, float("inf"))
     best = min(times["forward"], times["reverse"])
     return times["auto"] / best, dict(times, chosen=auto.last_mode)
 

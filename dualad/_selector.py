@@ -71,7 +71,7 @@ def predicted_cost(kind, mode, n, m):
         return 3.0 * 2.0 * _sweeps(n) if mode == "forward" else 3.0 * 4.0
     if kind == "hessian":
         return (3.0 * 2.0 * _sweeps(n) * _sweeps(n) if mode == "forward"
-                else 3.0 * 4.0 * _sweeps(n))
+                else 3.0 * 4.0 * max(1, math.ceil(n / 64)))
     raise ValueError(f"unknown transform kind {kind!r}")
 
 

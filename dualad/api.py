@@ -681,11 +681,12 @@ def hessian(fun, mode="auto", chunk=None, check_finite=False):
         forward mode.  "forward" (forward-over-forward, no tape) evaluates ``fun`` on
         nested dual arrays, ``ceil(n / 12)`` squared nested sweeps: best for small ``n``.
         "reverse" (forward-over-reverse) records ``fun`` once per chunk of ``chunk``
-        Hessian columns, with values that carry the column tangents: best for large
-        ``n``.  "auto" (default) measures the plausible strategies on the first calls
+        Hessian columns (64 by default), with values that carry the column tangents:
+        best for large ``n``.  "auto" (default) measures the plausible strategies on the first calls
         and keeps the faster (see :ref:`mode-selector`).
     chunk : int, optional
-        Hessian columns per outer sweep (default: up to 12, see :func:`jacobian`).
+        Hessian columns per outer sweep (default: up to 12 in forward mode, see
+        :func:`jacobian`; 64 in reverse mode, where wider sweeps are cheaper).
 
     check_finite : bool, optional
         If True, first record one evaluation and raise ``FloatingPointError`` at the

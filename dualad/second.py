@@ -24,7 +24,12 @@ from . import forward, reverse
 from ._array import DualArray, is_tracer
 from ._scalar import Dual
 
-__all__ = ["value_grad_hvp", "value_grad_hessian"]
+__all__ = ["REVERSE_HESSIAN_CHUNK", "value_grad_hvp", "value_grad_hessian"]
+
+#: Hessian columns per forward-over-reverse sweep by default.  Each sweep records the
+#: function once with values that carry that many lanes; wide lanes are vectorised, so
+#: fewer, wider sweeps win (Rosenbrock n = 100: 0.54 ms at 64 lanes, 1.9 ms at 12).
+REVERSE_HESSIAN_CHUNK = 64
 
 
 def _scalar_output(value, kind):
@@ -97,13 +102,16 @@ def value_grad_hvp(fun, x, v, args, mode):
 def value_grad_hessian(fun, x, args, mode, chunk=None):
     """``(f(x), grad f(x), H(x))`` with ``H`` of shape ``x.shape + x.shape``.
 
-    The outer forward sweeps take ``chunk`` columns each (see
-    :func:`dualad.forward.chunk_size`).  The result is symmetrised, ``(H + H.T) / 2``:
+    The outer forward sweeps take ``chunk`` columns each: by default up to 12 for
+    ``"forward"`` (see :func:`dualad.forward.chunk_size`) and
+    :data:`REVERSE_HESSIAN_CHUNK` for ``"reverse"``.  The result is symmetrised, ``(H + H.T) / 2``:
     both strategies are exact, and the mean only removes the last-bit asymmetry of
     rounding, so SciPy's symmetric solvers see a symmetric matrix.
     """
     inner = _InnerGrad(fun, mode, "hessian")
     shape = tuple(x.shape)
+    if chunk is None and mode == "reverse":
+        chunk = REVERSE_HESSIAN_CHUNK
     g, hess = forward.jacobian(inner, x, args, chunk)
     n = int(np.prod(shape)) if shape else 1
     h2 = np.reshape(hess, (n, n))
