@@ -28,6 +28,7 @@ from .api import derivative, jvp, vjp, jacobian, grad, value_and_grad, hessian, 
 from .pytree import ravel  # noqa: E402
 from ._errors import NoRuleError  # noqa: E402
 from .diagnostics import check_grad, trace  # noqa: E402
+from .sparse import linear_operator  # noqa: E402
 from .forward import CHUNK_THRESHOLD  # noqa: E402
 from ._version import __version__  # noqa: E402
 from . import special  # noqa: E402,F401  (dualad.special: logsumexp, softmax...)
@@ -35,5 +36,6 @@ from . import optim  # noqa: E402,F401  (dualad.optim: SGD, Adam, AdamW, fit)
 from . import optimize  # noqa: E402,F401  (SciPy's solvers with derivatives)
 
 __all__ = ["Dual", "HyperDual", "DualArray", "derivative", "jvp", "vjp", "jacobian", "grad",
-           "value_and_grad", "hessian", "hvp", "check_grad", "trace", "NoRuleError", "ravel",
+           "value_and_grad", "hessian", "hvp", "linear_operator", "check_grad", "trace", "NoRuleError",
+           "ravel",
            "defrule", "CHUNK_THRESHOLD", "__version__"]

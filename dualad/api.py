@@ -390,6 +390,11 @@ def jacobian(fun, mode="auto", chunk=None, sparsity=None, check_finite=False):
            [-0.41614684,  0.        ]])
     """
     if sparsity is not None:
+        if mode == "reverse" or check_finite:
+            raise ValueError("sparse Jacobians are computed in forward mode (one sweep "
+                             "per colour) without check_finite; use mode='auto' or "
+                             "'forward' with sparsity=")
+        _check_mode(mode)
         from .sparse import SparseJacobianTransform
         return SparseJacobianTransform(fun, sparsity, chunk)
     return _Jacobian(fun, mode, chunk, check_finite)
