@@ -1075,6 +1075,14 @@ cpdef object generic_array_function(object func, object types, object args, dict
     return impl(*args, **kwargs)
 
 
+def _inplace(DualArray a, object ufunc, object other):
+    """``a op= other``: the result written into ``a`` (and through it into what it views)."""
+    if not _binop_ok(other):
+        return NotImplemented
+    a[...] = ufunc(a, other)
+    return a
+
+
 cpdef object primal(object o):
     """The innermost plain value of a tracer (for comparisons and index computations)."""
     while True:
@@ -1317,6 +1325,23 @@ cdef class DualArray:
     # -- arithmetic operators (all through the ufuncs) ---------------------------------
     def __add__(self, other):
         return np.add(self, other) if _binop_ok(other) else NotImplemented
+
+    # In-place operators write into this array, as NumPy's do (a view writes through to
+    # the array it views); without them Python would rebind the name instead.
+    def __iadd__(self, other):
+        return _inplace(self, np.add, other)
+
+    def __isub__(self, other):
+        return _inplace(self, np.subtract, other)
+
+    def __imul__(self, other):
+        return _inplace(self, np.multiply, other)
+
+    def __itruediv__(self, other):
+        return _inplace(self, np.true_divide, other)
+
+    def __ipow__(self, other):
+        return _inplace(self, np.power, other)
 
     def __radd__(self, other):
         return np.add(other, self) if _binop_ok(other) else NotImplemented

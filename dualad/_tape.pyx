@@ -44,6 +44,7 @@ from libc.math cimport isfinite
 from libc.stdint cimport uint64_t
 
 import threading
+import weakref
 
 import numpy as np
 
@@ -1091,6 +1092,32 @@ cpdef object generic_array_function(object func, object types, object args, dict
     return impl(*args, **kwargs)
 
 
+cdef void _refresh_views(RArray a) except *:
+    """After a write into ``a``: its live views re-read their part of it (new nodes)."""
+    if not a._views:
+        return
+    cdef list alive = []
+    cdef RArray v, r
+    for ref in a._views:
+        v = ref()
+        if v is None:
+            continue
+        alive.append(ref)
+        r = a._slice(v.view[1])
+        v.value = r.value
+        v.node = r.node
+        _refresh_views(v)
+    a._views = alive
+
+
+def _inplace(RArray a, object ufunc, object o):
+    """``a op= o``: the result written into ``a`` (a functional update of its node)."""
+    if not _binop_ok(o):
+        return NotImplemented
+    a[...] = ufunc(a, o)
+    return a
+
+
 cpdef object primal(object o):
     """The innermost plain value of any tracer."""
     while True:
@@ -1147,6 +1174,12 @@ cdef class RArray:
     cdef readonly object value
     cdef readonly Tape tape
     cdef readonly Py_ssize_t node
+    # NumPy's view semantics (basic slicing): a write into a view reaches the array it
+    # was sliced from (``view``: that array and the key), and a write into an array is
+    # seen by its live views (``_views``: weak references)
+    cdef public object view
+    cdef list _views
+    cdef object __weakref__
 
     __array_priority__ = 100.0
 
@@ -1240,15 +1273,31 @@ cdef class RArray:
             return element(self.tape, self.value, self.node, i)
         if type(self.value) is NDARRAY and _basic_key(key):
             # x[1:], x[:, 0]...: a view, whose cotangent the sweep scatters in place
-            return record(self.tape, self.value[key], [self.node],
-                          _SliceVJP(key, self.value.shape))
+            r = <RArray> self._slice(key)
+            if type(r.value) is NDARRAY and r.value.base is not None:
+                r.view = (self, key)
+                if self._views is None:
+                    self._views = []
+                self._views.append(weakref.ref(r))
+            return r
         return _registry.lookup(_getitem, _MODE)(self, key)
+
+    cdef RArray _slice(self, object key):
+        return record(self.tape, self.value[key], [self.node],
+                      _SliceVJP(key, self.value.shape))
 
     def __setitem__(self, key, item):
         # a functional update: this object now names the result node
         res = _registry.lookup(_setitem, _MODE)(self, key, item)
         self.value = res.value
         self.node = res.node
+        if self.view is not None:
+            # up: the array this view was sliced from takes the new values (and then
+            # refreshes its views, this one included)
+            base, bkey = self.view
+            base[bkey] = self
+        else:
+            _refresh_views(self)
 
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
         if _unlikely(_observing):
@@ -1269,6 +1318,24 @@ cdef class RArray:
 
     def __radd__(self, o):
         return np.add(o, self) if _binop_ok(o) else NotImplemented
+
+    # In-place operators update this array (NumPy's ``a += b`` writes into ``a``);
+    # without them Python would rebind the name and a view would silently diverge from
+    # the array it views.  Writing into a view is refused by the setitem rule.
+    def __iadd__(self, o):
+        return _inplace(self, np.add, o)
+
+    def __isub__(self, o):
+        return _inplace(self, np.subtract, o)
+
+    def __imul__(self, o):
+        return _inplace(self, np.multiply, o)
+
+    def __itruediv__(self, o):
+        return _inplace(self, np.true_divide, o)
+
+    def __ipow__(self, o):
+        return _inplace(self, np.power, o)
 
     def __sub__(self, o):
         return np.subtract(self, o) if _binop_ok(o) else NotImplemented

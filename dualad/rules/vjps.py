@@ -254,6 +254,14 @@ def _setitem(a, key, item):
         key = np.asarray(key)
     tape = _tape_of((a, item))
     av, anode = _parts(a, tape)
+    if anode >= 0 and type(av) is np.ndarray and av.base is not None and \
+            getattr(a, "view", None) is None:
+        raise TypeError(
+            "item assignment into a view of a traced array made by reshape, transpose "
+            "or indexing with None/arrays is not supported in reverse mode: NumPy writes "
+            "through to the array it views, which the tape follows only for views made "
+            "by slicing (v = y[1:]). Assign through the original array, copy the view "
+            "first (v = y.T.copy()), or use mode='forward'.")
     iv, inode = _parts(item, tape)
     new = _lifted(av, iv)
     new[key] = iv
