@@ -1291,7 +1291,7 @@ cdef class RArray:
         res = _registry.lookup(_setitem, _MODE)(self, key, item)
         self.value = res.value
         self.node = res.node
-        if self.view is not None:
+        if self.view:  # (an empty tuple: a view that is written as a copy, no link)
             # up: the array this view was sliced from takes the new values (and then
             # refreshes its views, this one included)
             base, bkey = self.view

@@ -341,7 +341,10 @@ class Unravel:
             if leaf_shape is None:
                 leaves.append(vec[start])
             elif traced:
-                leaves.append(np.reshape(vec[start:stop], leaf_shape))
+                leaf = np.reshape(vec[start:stop], leaf_shape)
+                if copy and type(leaf) is _tape.RArray:
+                    leaf.view = ()  # a copy as far as writes go (as for plain leaves)
+                leaves.append(leaf)
             else:
                 piece = vec[start:stop].reshape(leaf_shape)
                 leaves.append(piece.copy() if copy else piece)
