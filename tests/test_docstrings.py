@@ -7,13 +7,16 @@ import numpy as np
 import pytest
 
 import dualad
-from dualad import api, forward, special
+from dualad import api, diagnostics, forward, optim, optimize, sparse, special
 from dualad.rules import registry
 
 PUBLIC = [getattr(dualad, name) for name in dualad.__all__ if name != "CHUNK_THRESHOLD"
           and name != "__version__"]
 EXTRA = [forward.chunk_size, registry.defrule, special.logsumexp, special.softmax,
-         special.log_softmax]
+         special.log_softmax, diagnostics.find_nonfinite]
+# the submodules' public names (classes and functions)
+EXTRA += [getattr(mod, name) for mod in (diagnostics, optim, optimize, sparse)
+          for name in mod.__all__ if getattr(mod, name) not in PUBLIC]
 
 
 def _name(obj):
