@@ -839,6 +839,20 @@ cpdef object as_value(object a):
     return np.asarray(a, dtype=np.float64)
 
 
+cpdef object as_view_of(object result, object source):
+    """Mark ``result`` (a linear op of ``source``: reshape, transpose...) as a view when
+    its value and lanes share ``source``'s storage: a write into it then writes through,
+    as NumPy's does, wherever ``source`` itself may be written.  Returns ``result``."""
+    if type(result) is DualArray and type(source) is DualArray:
+        r = <DualArray> result
+        a = <DualArray> source
+        if a.owns and type(r.value) is NDARRAY and type(r.tangent) is NDARRAY and \
+                np.may_share_memory(r.value, a.value) and \
+                np.may_share_memory(r.tangent, a.tangent):
+            r.owns = True
+    return result
+
+
 cpdef object make(object value, object tangent, Py_ssize_t tag, bint owns=False):
     """A DualArray from its parts, unchecked.  ``owns``: the parts are fresh arrays."""
     cdef DualArray r = _make(value, tangent, tag)

@@ -88,3 +88,28 @@ def test_untracked_views_are_refused_in_reverse_mode():
         return y
     with pytest.raises(TypeError, match="view of a traced array"):
         dualad.jacobian(f, mode="reverse")(np.ones(4))
+
+
+def write_through_reshape(x):
+    y = x * 1.0
+    z = y.reshape(2, 2)
+    z[0, 0] = 3.0 * x[3] ** 2
+    return y
+
+
+def write_through_transpose(x):
+    y = (x * 2.0).reshape(2, 2)
+    z = y.T
+    z[0, 1] += np.exp(x[0])
+    return y.ravel()
+
+
+@pytest.mark.parametrize("fun", [write_through_reshape, write_through_transpose])
+def test_forward_mode_writes_through_reshape_and_transpose_views(fun, rng):
+    x = rng.uniform(0.5, 1.5, 4)
+    assert_allclose(dualad.jacobian(fun, mode="forward")(x), fd_jacobian(fun, x),
+                    rtol=1e-8, atol=1e-9)
+    _, tangent = dualad.jvp(fun, x, np.ones(4))
+    assert_allclose(dualad.jvp(fun, x, np.ones(4))[0], fun(x.copy()), rtol=1e-15)
+    with pytest.raises(TypeError, match="view of a traced array"):
+        dualad.jacobian(fun, mode="reverse")(x)

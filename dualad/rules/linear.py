@@ -25,7 +25,7 @@ linear ops live in :mod:`dualad.rules.vjps`.
 import numpy as np
 
 from .. import _tape
-from .._array import (DualArray, as_value, foreign_tag, is_tracer, lift, make, normalize,
+from .._array import (DualArray, as_value, as_view_of, foreign_tag, is_tracer, lift, make, normalize,
                       primal, split, tag_of, wrap)
 from .._errors import NoRuleError, unsupported_function
 from .registry import register
@@ -124,7 +124,8 @@ def _unary_linear(x, fv, ft=None):
     if t is None:
         return value
     tangent = ft(t) if ft is not None else _per_lane(fv, t)
-    return wrap(value, tangent, tag)
+    # a view (reshape, transpose...) writes through to x, as in NumPy
+    return as_view_of(wrap(value, tangent, tag), x)
 
 
 def _common(arrays):
