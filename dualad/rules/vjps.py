@@ -516,9 +516,9 @@ def _tile(A, reps):
 
 def _expand(cot, axes, shape, keepdims):
     """Broadcast a reduction's cotangent back over the reduced axes."""
-    if not keepdims:
-        for ax in sorted(axes):
-            cot = np.expand_dims(cot, ax)
+    if not keepdims and axes:
+        # one reshape puts back every reduced axis (as length 1)
+        cot = np.reshape(cot, tuple(1 if i in axes else n for i, n in enumerate(shape)))
     return np.broadcast_to(cot, shape)
 
 
@@ -679,7 +679,7 @@ def _bilinear(a, b, op, grad_a, grad_b):
 
 
 def _mT(x):
-    return np.swapaxes(x, -1, -2)
+    return x.T if type(x) is np.ndarray and x.ndim == 2 else np.swapaxes(x, -1, -2)
 
 
 def _times(value, cot):
