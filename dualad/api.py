@@ -105,6 +105,13 @@ class _ModeTransform(_Transform):
             state["_selector"] = _selector.Selector(self._selector_kind)
         return state
 
+    def _input(self, x, args):
+        """``check_finite``'s search if asked, then ``x`` validated (a tracer of an
+        enclosing differentiation is taken as it is)."""
+        if self.check_finite:
+            find_nonfinite(self.fun, x, args)
+        return x if is_tracer(x) else forward.as_input(x)
+
     def _dispatch(self, x, args, m, run):
         """``run(mode) -> (result, m)`` in the forced or the selected mode."""
         if self._selector is None:
@@ -315,10 +322,7 @@ class _Jacobian(_ModeTransform):
     _selector_kind = "jacobian"
 
     def __call__(self, x, *args):
-        if self.check_finite:
-            find_nonfinite(self.fun, x, args)
-        if not is_tracer(x):
-            x = forward.as_input(x)
+        x = self._input(x, args)
         return self._dispatch(x, args, None, lambda mode: self._run(mode, x, args))
 
     def _run(self, mode, x, args):
@@ -663,10 +667,7 @@ class _Hessian(_ModeTransform):
     def value_grad_hessian(self, x, *args):
         """``(f(x), grad f(x), H(x))`` from the same nested sweeps (float64)."""
         _check_tree(x, "hessian")
-        if self.check_finite:
-            find_nonfinite(self.fun, x, args)
-        if not is_tracer(x):
-            x = forward.as_input(x)
+        x = self._input(x, args)
         return self._dispatch(x, args, 1, lambda mode: (self._run(mode, x, args), 1))
 
     def _run(self, mode, x, args):
@@ -754,10 +755,7 @@ class _Hvp(_ModeTransform):
     def value_grad_hvp(self, x, v, *args):
         """``(f(x), grad f(x), H(x) v)`` from one nested sweep (float64)."""
         _check_tree(x, "hvp")
-        if self.check_finite:
-            find_nonfinite(self.fun, x, args)
-        if not is_tracer(x):
-            x = forward.as_input(x)
+        x = self._input(x, args)
         if isinstance(v, complex) or np.iscomplexobj(v):
             v = forward.as_input(v)  # raises the complex-input TypeError
         if not is_tracer(v):
