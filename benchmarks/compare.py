@@ -24,8 +24,12 @@ T8  ``scipy.optimize.least_squares`` on the curve fit
 Tools
 -----
 dualad (whatever of its API exists; a missing function, or one raising
-``NotImplementedError``, is skipped with a note), JAX (``jax.jit`` of
-grad/jacfwd/jacrev/hessian/hvp, 64-bit), autograd, PyTorch (``torch.func``,
+``NotImplementedError``, is skipped with a note): each derivative with
+``mode="auto"``, its default, and with each forced mode (``"forward"``,
+``"reverse"``) where that is worth timing; in T7 and T8 ``dualad.optimize``
+(``minimize``, ``least_squares``) and dualad's transforms handed to SciPy.
+JAX (``jax.jit`` of grad/jacfwd/jacrev/hessian/hvp, 64-bit; in T7 and T8 the
+jitted callables handed to SciPy), autograd, PyTorch (``torch.func``,
 float64), finite differences (``scipy.optimize.approx_fprime``, 2-point) and
 numdifftools, beside the plain function and the hand-written derivatives
 (``rosen_der``, ``rosen_hess``, ``rosen_hess_prod``, hand-written backprop and
@@ -51,6 +55,17 @@ off), calling the function enough times per repeat to reach a target duration,
 and the median over the repeats is reported: the machine is shared and noisy.
 For an optimisation task, one "call" is one complete ``minimize`` or
 ``least_squares`` run, checked against the run with hand-written derivatives.
+
+dualad's ``mode="auto"`` measures the plausible modes on its first calls and
+then keeps the fastest. An auto row is therefore warmed up first: it is called
+until the selector has chosen (at most `AUTO_WARMUP_MAX` calls; its "first
+call" is the first of them), every warm-up answer is checked, whichever mode
+produced it, and only then is it timed; its note says which mode was chosen
+and why. In T7 and T8 the transforms handed to SciPy are built once and make
+their choice during the first run; ``dualad.optimize`` builds new transforms
+in every run, so its choice is part of each timed run. The ``× dualad``
+column divides by the case's dualad baseline: the auto row, or
+``dualad.optimize`` in T7 and T8 (dualad as called by default).
 
 By default everything runs single-threaded: the thread-count variables of
 OpenMP, OpenBLAS, MKL, BLIS, Accelerate and numexpr are set to 1 and XLA is
@@ -120,6 +135,17 @@ NUMDIFFTOOLS_MAX_N = 1000
 #: SciPy coerces the input with ``np.asanyarray``, which makes an object array
 #: of scalar duals out of dualad's array tracer (47 s per gradient at n=10^4).
 SCIPY_ROSEN_MAX_N = 100
+#: Largest n at which dualad's forward-over-forward Hessian-vector product
+#: (``hvp(f, mode="forward")``, ceil(n/12) nested sweeps) is timed.
+FORWARD_HVP_MAX_N = 1000
+#: Most calls a ``mode="auto"`` transform gets before it is timed. The selector
+#: tries each plausible mode ``dualad._selector.TRIALS`` (2) times and then
+#: keeps the fastest, so two plausible modes decide within four calls; warm-up
+#: stops as soon as the choice is made.
+AUTO_WARMUP_MAX = 8
+#: Warm-up calls when the selector's state cannot be read: two modes, each
+#: tried ``TRIALS`` (2) times.
+AUTO_WARMUP_BLIND = 4
 
 
 class Skip(Exception):
@@ -170,12 +196,22 @@ class Tool:
         May raise `Skip` (or ``NotImplementedError``).
     exact : bool
         Whether the tool is exact up to rounding (AD) or an approximation.
+    baseline : bool
+        Whether this is the case's dualad baseline: the row the ``× dualad``
+        column divides by (dualad as a user calls it by default).
+    setup_free : bool
+        Whether the first call does the same work as every later one (no
+        tracing, compilation or mode selection): a first call slower than
+        `Timing.single_run_over` is then reported as the single sample instead
+        of being repeated.
     """
 
     name: str
     family: str
     build: object
     exact: bool = True
+    baseline: bool = False
+    setup_free: bool = False
 
 
 @dataclass
@@ -230,6 +266,7 @@ class Row:
     note: str = ""
     ratio_plain: float = None
     ratio_dualad: float = None
+    baseline: bool = False
 
 
 # ---------------------------------------------------------------------------
@@ -440,6 +477,115 @@ def _cpu_model():
 # ---------------------------------------------------------------------------
 
 
+def _auto_decided(transform):
+    """Whether a dualad transform's ``mode="auto"`` selector has made its choice.
+
+    True for a forced mode; None when the transform does not expose its
+    selector (then a fixed number of warm-up calls is made).
+    """
+    if getattr(transform, "mode", "auto") != "auto":
+        return True
+    # Private, read only: the selector keeps one Choice per call signature,
+    # whose ``mode`` stays None while it is still exploring.
+    choices = getattr(getattr(transform, "_selector", None), "choices", None)
+    if choices is None:
+        return None
+    return bool(choices) and all(c.mode is not None for c in choices.values())
+
+
+def _auto_reason(transform):
+    """The selector's reason for its last choice, from ``explain()`` (or "")."""
+    explain = getattr(transform, "explain", None)
+    if explain is None:
+        return ""
+    text = explain()
+    # "grad(rosen): last call used reverse mode; reverse mode (n = 100): why"
+    return text.split("; ", 1)[1] if "; " in text else text
+
+
+class AutoCall:
+    """A dualad ``mode="auto"`` transform at fixed arguments, warmed up before timing.
+
+    `run_case` calls `warm_up` instead of a plain first call: the transform is
+    called until its selector has decided (at most `AUTO_WARMUP_MAX` calls),
+    the first of those calls is the row's "first call", and every warm-up
+    answer (one per mode tried) is checked like the timed one. The steady
+    state is then what a caller gets once the choice is made.
+
+    Parameters
+    ----------
+    transform : callable
+        The transform, e.g. ``dualad.hessian(f, mode="auto")``.
+    args : tuple
+        Its arguments.
+    """
+
+    def __init__(self, transform, args):
+        self.transform = transform
+        self.args = args
+        self.first = None
+        self.answers = []  # (mode, answer) of each warm-up call
+
+    def __call__(self):
+        return self.transform(*self.args)
+
+    def warm_up(self):
+        """Call until the mode is chosen; return the last answer."""
+        for i in range(AUTO_WARMUP_MAX):
+            start = time.perf_counter()
+            answer = self.transform(*self.args)
+            if i == 0:
+                self.first = time.perf_counter() - start
+            self.answers.append((getattr(self.transform, "last_mode", "?"), answer))
+            decided = _auto_decided(self.transform)
+            if decided or (decided is None and i + 1 >= AUTO_WARMUP_BLIND):
+                break
+        return answer
+
+    def note(self):
+        """Which mode auto chose and why, and how many calls that took."""
+        modes = sorted({mode for mode, _ in self.answers})
+        calls = len(self.answers)
+        tried = (f"{calls} warm-up call{'s' if calls > 1 else ''} "
+                 f"({', '.join(modes)}) before timing")
+        reason = _auto_reason(self.transform)
+        if _auto_decided(self.transform) is False:
+            return f"auto still exploring after {tried}: {reason}"
+        return f"auto → {reason}; {tried}"
+
+
+class OptimizerCall:
+    """One complete optimiser run with prebuilt dualad transforms (T7, T8).
+
+    The transforms are built once; the row's first call is the first run, in
+    which any ``mode="auto"`` transform makes its choice, and the timed runs
+    reuse the decided transforms, as repeated solves in one program would.
+
+    Parameters
+    ----------
+    run : callable
+        ``run(derivs) -> OptimizeResult``.
+    derivs : dict
+        The keyword arguments for the optimiser (``jac``, ``hess``, ``hessp``),
+        dualad transforms.
+    """
+
+    def __init__(self, run, derivs):
+        self.run = run
+        self.derivs = derivs
+
+    def __call__(self):
+        return self.run(self.derivs)
+
+    def note(self):
+        """The mode each ``mode="auto"`` transform chose."""
+        parts = []
+        for key, transform in self.derivs.items():
+            if getattr(transform, "mode", None) == "auto":
+                parts.append(f"{key} → {getattr(transform, 'last_mode', '?')}")
+        return "auto: " + ", ".join(parts) if parts else ""
+
+
 def _autorange(timer, target):
     # Like timeit.Timer.autorange, with our own target duration.
     number = 1
@@ -548,6 +694,14 @@ def describe_optimizer(result):
         value = getattr(result, key, None)
         if value is not None:
             parts.append(f"{key}={value}")
+    # dualad.optimize.minimize: the passes its Objective made (value and
+    # gradient, Hessian, Hessian-vector product) and the calls it answered from
+    # its cache.
+    objective = result.get("objective") if hasattr(result, "get") else None
+    counts = [f"{key}={getattr(objective, key)}" for key in ("ngev", "nhev", "nhvp", "nhit")
+              if getattr(objective, key, 0)]
+    if counts:
+        parts.append("(dualad passes: " + " ".join(counts) + ")")
     return " ".join(parts)
 
 
@@ -588,13 +742,18 @@ def run_case(case, timing, log):
     rows += [plain_row, ref_row]
 
     for tool in case.tools:
-        row = Row(case.task, case.label, tool.name, tool.family, "ok")
+        row = Row(case.task, case.label, tool.name, tool.family, "ok",
+                  baseline=tool.baseline)
         gc.collect()
         try:
             call = tool.build()
-            start = time.perf_counter()
-            value = call()
-            row.first = time.perf_counter() - start
+            if isinstance(call, AutoCall):
+                value = call.warm_up()
+                row.first = call.first
+            else:
+                start = time.perf_counter()
+                value = call()
+                row.first = time.perf_counter() - start
         except Skip as exc:
             row.status, row.note = "skipped", _short(exc, 240)
         except NotImplementedError as exc:
@@ -604,6 +763,7 @@ def run_case(case, timing, log):
         if row.status == "ok":
             try:
                 _check_and_time(row, call, value, expected, tool, case, check, timing)
+                _add_mode_note(row, call)
             except Exception as exc:  # noqa: BLE001 - reported as the row's result
                 row.median = None
                 row.status, row.note = "error", _short(f"{type(exc).__name__}: {exc}")
@@ -613,24 +773,64 @@ def run_case(case, timing, log):
     gc.collect()
 
     plain = plain_row.median
-    best_dualad = min((r.median for r in rows if r.family == "dualad" and r.status == "ok"),
-                      default=None)
+    dualad = baseline_median(rows)
     for r in rows:
         if r.median is not None:
             r.ratio_plain = r.median / plain
-            if best_dualad is not None:
-                r.ratio_dualad = r.median / best_dualad
+            if dualad is not None:
+                r.ratio_dualad = r.median / dualad
     return rows
+
+
+def baseline_median(rows):
+    """Median of the case's dualad baseline row, or of its fastest dualad row.
+
+    The baseline is dualad as a user calls it by default (``mode="auto"``, or
+    ``dualad.optimize``); when that row did not produce a time, the fastest
+    dualad row stands in, and it is marked as the baseline instead.
+
+    Parameters
+    ----------
+    rows : list of Row
+        The rows of one case.
+
+    Returns
+    -------
+    float or None
+    """
+    timed = [r for r in rows if r.family == "dualad" and r.status == "ok"]
+    chosen = next((r for r in timed if r.baseline), None)
+    if chosen is None and timed:
+        chosen = min(timed, key=lambda r: r.median)
+    for r in rows:
+        r.baseline = r is chosen
+    return None if chosen is None else chosen.median
 
 
 def _check_and_time(row, call, value, expected, tool, case, check, timing):
     # Fill `row` in place: WRONG (not timed), a single slow run, or the median.
     ok, row.error, message = check(value, expected, tool.exact)
+    if ok and isinstance(call, AutoCall):
+        # The warm-up ran each plausible mode: every one of their answers must
+        # be right too, not only the last.
+        for mode, answer in call.answers[:-1]:
+            ok, error, message = check(answer, expected, tool.exact)
+            if error is not None:
+                row.error = max(row.error or 0.0, error)
+            if not ok:
+                message = f"{mode} mode during warm-up: {message}"
+                break
     if case.describe is not None:
         row.note = case.describe(value)
     if not ok:
         row.status = "WRONG"
         row.note = "; ".join(filter(None, [message, row.note]))
+        return
+    if row.first > timing.single_run_over and tool.setup_free:
+        # Nothing is set up on the first call: it is as good a sample as a
+        # second one, and repeating a call this slow buys nothing.
+        row.median, row.samples, row.calls_per_sample = row.first, 1, 1
+        row.note = "; ".join(filter(None, [row.note, "single timed run (slow)"]))
         return
     if row.first > timing.single_run_over:
         # The first call may include one-time set-up (imports, compilation):
@@ -643,6 +843,15 @@ def _check_and_time(row, call, value, expected, tool, case, check, timing):
             row.note = "; ".join(filter(None, [row.note, "single timed run (slow)"]))
             return
     row.median, row.samples, row.calls_per_sample = measure(call, timing)
+
+
+def _add_mode_note(row, call):
+    # After timing: the mode a mode="auto" transform settled on, and why.
+    note = getattr(call, "note", None)
+    if callable(note):
+        text = note()
+        if text:
+            row.note = "; ".join(filter(None, [row.note, text]))
 
 
 def _short(text, limit=160):
@@ -788,14 +997,14 @@ class Suite:
         return tools
 
     def _fd_tool(self, name, fun):
-        return Tool(name, "fd", lambda: fun, exact=False)
+        return Tool(name, "fd", lambda: fun, exact=False, setup_free=True)
 
     def _nd_tool(self, name, make):
         def build():
             self.peers.need("numdifftools")
             return make(self.peers.nd)
 
-        return Tool(name, "numdifftools", build, exact=False)
+        return Tool(name, "numdifftools", build, exact=False, setup_free=True)
 
     def _skip_tool(self, name, family, reason, exact=True):
         def build():
@@ -803,19 +1012,46 @@ class Suite:
 
         return Tool(name, family, build, exact=exact)
 
-    def _dualad_tool(self, name, transform, fun, args, **kwargs):
+    def _dualad_tool(self, name, transform, fun, args, baseline=False, **kwargs):
+        """A dualad row: ``dualad.<transform>(fun, **kwargs)(*args)``.
+
+        With ``mode="auto"`` the call is an `AutoCall`: warmed up until the
+        selector has chosen, every warm-up answer checked, then timed.
+        """
         def build():
             d = self.peers.dualad_transform(transform, fun, **kwargs)
+            if kwargs.get("mode") == "auto":
+                return AutoCall(d, args)
             return lambda: d(*args)
 
-        return Tool(name, "dualad", build)
+        return Tool(name, "dualad", build, baseline=baseline)
+
+    def _dualad_modes(self, transform, fun, args, skip=None, **kwargs):
+        """The dualad rows of one derivative: ``mode="auto"`` (the case's
+        baseline), then the two forced modes.
+
+        Parameters
+        ----------
+        skip : dict, optional
+            ``{mode: reason}`` for a forced mode not worth running.
+        """
+        tools = [self._dualad_tool("dualad (auto)", transform, fun, args, baseline=True,
+                                   mode="auto", **kwargs)]
+        for mode in ("forward", "reverse"):
+            if skip and mode in skip:
+                tools.append(self._skip_tool(f"dualad ({mode})", "dualad", skip[mode]))
+            else:
+                tools.append(self._dualad_tool(f"dualad ({mode})", transform, fun, args,
+                                               mode=mode, **kwargs))
+        return tools
 
     # -- T1 ------------------------------------------------------------------
 
     def t1(self):
         P = self.P
         x = P.G_X
-        tools = [self._dualad_tool("dualad (derivative)", "derivative", P.g, (x,))]
+        tools = [self._dualad_tool("dualad (derivative)", "derivative", P.g, (x,),
+                                   baseline=True)]
         tools += self._ad_tools("derivative", P.g, (x,))
         tools.append(self._fd_tool(
             "finite differences (approx_fprime)",
@@ -838,12 +1074,7 @@ class Suite:
             # dualad differentiates the same NumPy expression as the peers;
             # SciPy's own rosen is a separate row because SciPy coerces its
             # input with np.asanyarray first (see SCIPY_ROSEN_MAX_N).
-            tools = [
-                self._dualad_tool("dualad (forward)", "grad", P.rosen, (x,),
-                                  mode="forward"),
-                self._dualad_tool("dualad (reverse)", "grad", P.rosen, (x,),
-                                  mode="reverse"),
-            ]
+            tools = self._dualad_modes("grad", P.rosen, (x,))
             if n <= SCIPY_ROSEN_MAX_N:
                 tools.append(self._dualad_tool("dualad (forward, scipy.optimize.rosen)",
                                                "grad", so.rosen, (x,), mode="forward"))
@@ -884,7 +1115,7 @@ class Suite:
         cases = []
         for n in sizes:
             x = P.rosen_point(n)
-            tools = [self._dualad_tool("dualad (hessian)", "hessian", P.rosen, (x,))]
+            tools = self._dualad_modes("hessian", P.rosen, (x,))
             tools += self._ad_tools("hessian", P.rosen, (x,))
             tools.append(self._fd_tool(
                 "finite differences of rosen_der",
@@ -909,7 +1140,14 @@ class Suite:
                 h = self.eps * (1.0 + np.linalg.norm(x)) / np.linalg.norm(v)
                 return (so.rosen_der(x + h * v) - so.rosen_der(x)) / h
 
-            tools = [self._dualad_tool("dualad (hvp)", "hvp", P.rosen, (x, v))]
+            skip = None
+            if n > FORWARD_HVP_MAX_N:
+                sweeps = math.ceil(n / 12)
+                skip = {"forward": (
+                    f"skipped above n={FORWARD_HVP_MAX_N}: forward-over-forward takes "
+                    f"ceil(n/12) = {sweeps} nested sweeps per product at n={n} (seconds "
+                    f"per call; auto never tries it)")}
+            tools = self._dualad_modes("hvp", P.rosen, (x, v), skip=skip)
             tools += self._ad_tools("hvp", P.rosen, (x, v))
             tools.append(self._fd_tool("finite differences of rosen_der", fd_hvp))
             tools.append(self._skip_tool(
@@ -927,12 +1165,7 @@ class Suite:
         P, so = self.P, self.so
         t, y = P.curve_fit_data()
         p = P.P0.copy()
-        tools = [
-            self._dualad_tool("dualad (forward)", "jacobian", P.residual, (p, t, y),
-                              mode="forward"),
-            self._dualad_tool("dualad (reverse)", "jacobian", P.residual, (p, t, y),
-                              mode="reverse"),
-        ]
+        tools = self._dualad_modes("jacobian", P.residual, (p, t, y))
         tools += self._ad_tools("jacfwd", P.residual, (p,), fixed=(t, y))
         tools += self._ad_tools("jacrev", P.residual, (p,), fixed=(t, y))
         tools.append(self._fd_tool(
@@ -951,14 +1184,10 @@ class Suite:
         theta, xb, yb = P.mlp_data()
         n = theta.size
         loss_time = _quick_time(lambda: P.mlp_loss(theta, xb, yb))
-        tools = [
-            self._dualad_tool("dualad (reverse)", "grad", P.mlp_loss, (theta, xb, yb),
-                              mode="reverse"),
-            self._skip_tool(
-                "dualad (forward)", "dualad",
-                f"forward mode needs ceil(n/k) sweeps: {math.ceil(n / 12):,} at k=12 "
-                f"for n={n:,}; reverse mode is the tool for this"),
-        ]
+        tools = self._dualad_modes("grad", P.mlp_loss, (theta, xb, yb), skip={
+            "forward": f"forward mode needs ceil(n/k) sweeps: {math.ceil(n / 12):,} at "
+                       f"k=12 for n={n:,}; reverse mode is the tool for this (auto "
+                       f"never tries it)"})
         tools += self._ad_tools("grad", P.mlp_loss, (theta,), fixed=(xb, yb))
         estimate = (n + 1) * loss_time
         tools.append(self._skip_tool(
@@ -1030,7 +1259,15 @@ class Suite:
             if method == "L-BFGS-B":
                 return {"jac": "2-point"}
             if method == "Newton-CG":
-                return {"jac": fd_grad, "hess": "2-point"}
+                # hessp: a 2-point difference of the 2-point gradient along p,
+                # with the larger step of the nested Hessian below. (SciPy's
+                # hess="2-point" over this gradient stalls in rounding noise:
+                # "precision loss" after ~1400 iterations.)
+                def fd_hessp(x, p):
+                    h = 1e-5 * (1.0 + np.linalg.norm(x)) / np.linalg.norm(p)
+                    return (fd_grad(x + h * p) - fd_grad(x)) / h
+
+                return {"jac": fd_grad, "hessp": fd_hessp}
 
             def fd_hess(x):
                 # 2-point differences of the 2-point gradient; a larger step
@@ -1043,7 +1280,7 @@ class Suite:
             made = {}
             for key, name in (("jac", "grad"), ("hess", "hessian"), ("hessp", "hvp")):
                 if key in needs[method]:
-                    made[key] = self.peers.dualad_transform(name, P.rosen)
+                    made[key] = self.peers.dualad_transform(name, P.rosen, mode="auto")
             return made
 
         hand = {"jac": so.rosen_der, "hess": so.rosen_hess, "hessp": so.rosen_hess_prod}
@@ -1054,23 +1291,28 @@ class Suite:
                 # time complete minimize runs with them.
                 def build():
                     derivs = make(method)
-                    return lambda: run(method, derivs)
+                    return OptimizerCall(lambda d: run(method, d), derivs)
 
                 return build
 
+            dualad_name = {"L-BFGS-B": "dualad (grad, auto)",
+                           "trust-exact": "dualad (grad + hessian, auto)",
+                           "Newton-CG": "dualad (grad + hvp, auto)"}[method]
             tools = [
-                Tool("dualad (grad / hessian / hvp)", "dualad", runner(dualad_derivs)),
-                Tool("dualad.optimize.minimize", "dualad",
-                     lambda m=method: self._dualad_minimize(m, x0, options[m])),
+                Tool("dualad.optimize.minimize (auto)", "dualad",
+                     lambda m=method: self._dualad_minimize(m, x0, options[m]),
+                     baseline=True),
+                Tool(dualad_name, "dualad", runner(dualad_derivs)),
             ]
             for family, name in (("jax", "jax (jit)"), ("autograd", "autograd"),
                                  ("torch", "torch.func")):
                 tools.append(Tool(name, family,
                                   runner(lambda m, fam=family: peer_derivs(fam, m))))
             fd_name = {"L-BFGS-B": "finite differences (jac='2-point')",
-                       "Newton-CG": "finite differences (approx_fprime, hess='2-point')",
+                       "Newton-CG": "finite differences (approx_fprime, nested hessp)",
                        "trust-exact": "finite differences (approx_fprime, nested)"}[method]
-            tools.append(Tool(fd_name, "fd", runner(fd_derivs), exact=False))
+            tools.append(Tool(fd_name, "fd", runner(fd_derivs), exact=False,
+                              setup_free=True))
             tools.append(self._skip_tool(
                 "numdifftools", "numdifftools",
                 "one call costs hundreds of numdifftools derivatives "
@@ -1085,7 +1327,10 @@ class Suite:
     def _dualad_minimize(self, method, x0, options):
         minimize = self.peers.dualad_attr("optimize.minimize")
         # The plain-NumPy rosen, like every other row (see SCIPY_ROSEN_MAX_N).
-        return lambda: minimize(self.P.rosen, x0, method=method, options=options)
+        # Each run builds a new Objective, so its mode="auto" transforms choose
+        # afresh inside every timed run: that cost is part of the row.
+        return lambda: minimize(self.P.rosen, x0, method=method, options=options,
+                                mode="auto")
 
     # -- T8 ------------------------------------------------------------------
 
@@ -1120,13 +1365,17 @@ class Suite:
             jac = tf.jacfwd(lambda p, a, b: P.residual(p, a, b, torch))
             return lambda p, *_: jac(torch.from_numpy(p), tt, yt).numpy()
 
-        def dualad_run():
-            jac = self.peers.dualad_transform("jacobian", P.residual, mode="forward")
-            return lambda: run(jac)
+        def dualad_run(mode):
+            def build():
+                jac = self.peers.dualad_transform("jacobian", P.residual, mode=mode)
+                return OptimizerCall(lambda d: run(d["jac"]), {"jac": jac})
+
+            return build
 
         def dualad_ls():
             least_squares = self.peers.dualad_attr("optimize.least_squares")
-            return lambda: least_squares(P.residual, p0, args=(t, y))
+            # A new Jacobian transform per run: auto chooses inside each run.
+            return lambda: least_squares(P.residual, p0, args=(t, y), mode="auto")
 
         def runner(family):
             def build():
@@ -1135,16 +1384,18 @@ class Suite:
 
             return build
 
-        tools = [Tool("dualad (jacobian, forward)", "dualad", dualad_run),
-                 Tool("dualad.optimize.least_squares", "dualad", dualad_ls)]
+        tools = [Tool("dualad.optimize.least_squares (auto)", "dualad", dualad_ls,
+                      baseline=True),
+                 Tool("dualad (jacobian, auto)", "dualad", dualad_run("auto")),
+                 Tool("dualad (jacobian, forward)", "dualad", dualad_run("forward"))]
         for family, name in (("jax", "jax (jit jacfwd)"),
                              ("autograd", "autograd (jacobian)"),
                              ("torch", "torch.func (jacfwd)")):
             tools.append(Tool(name, family, runner(family)))
         tools.append(Tool("finite differences (jac='2-point')", "fd",
-                          lambda: (lambda: run("2-point")), exact=False))
+                          lambda: (lambda: run("2-point")), exact=False, setup_free=True))
         tools.append(Tool("numdifftools (Jacobian)", "numdifftools", runner("numdifftools"),
-                          exact=False))
+                          exact=False, setup_free=True))
         return [Case("T8", "trf, m=1000, n=4", lambda: P.residual(p0, t, y),
                      lambda: run(P.residual_jacobian), "hand-written Jacobian", tools,
                      check=optimizer_check, describe=describe_optimizer)]
@@ -1242,11 +1493,16 @@ def report_header(args, env_changes, peers, started, elapsed):
         "",
         ("median: steady-state time of one call (median over repeats). first call: the "
          "first call after building the transform, including JAX tracing and XLA "
-         "compilation. × plain f: median / median of one evaluation of the function "
-         "itself. × dualad: median / the fastest dualad row of the same case. rel. error: "
-         "2-norm error against the hand-written derivative (optimisers: max-norm distance "
-         "to the reference solution). Every call takes NumPy input and returns NumPy "
-         "output."),
+         "compilation, and for dualad's `mode=\"auto\"` the first call of the selector's "
+         "exploration. × plain f: median / median of one evaluation of the function "
+         "itself. × dualad: median / median of the case's dualad baseline, dualad as "
+         "called by default (the row showing 1: `mode=\"auto\"`, and `dualad.optimize` "
+         "in T7 and T8). dualad (auto) rows are timed after warm-up calls, once the "
+         "selector has chosen; the notes say what it chose and why, and every answer of "
+         "the warm-up (one per mode tried) is checked too. dualad (forward) and dualad "
+         "(reverse) force the mode. rel. error: 2-norm error against the hand-written "
+         "derivative (optimisers: max-norm distance to the reference solution). Every "
+         "call takes NumPy input and returns NumPy output."),
         "",
         "",
     ]
@@ -1314,10 +1570,9 @@ def plot(rows, path):
         ax.set_xlim(right=max(ratios) * 8)
         ax.axvline(1.0, color="black", linewidth=0.6)
         plain = next((r.median for r in sel if r.status == "plain"), None)
-        ax.set_title(f"{key[0]} {TASKS[key[0]]}, {key[1]}  (plain f = {fmt_time(plain)})",
-                     fontsize=8)
+        ax.set_title(f"{key[0]} {TASKS[key[0]]}, {key[1]}", fontsize=8)
         ax.tick_params(axis="x", labelsize=7)
-        ax.set_xlabel("time / time of plain f", fontsize=7)
+        ax.set_xlabel(f"time / time of plain f ({fmt_time(plain)})", fontsize=7)
     for ax in list(axes.flat)[len(cases):]:
         ax.axis("off")
     fig.tight_layout(rect=(0, 0.015, 1, 1))
