@@ -1089,14 +1089,6 @@ cpdef object generic_array_function(object func, object types, object args, dict
     return impl(*args, **kwargs)
 
 
-def _inplace(DualArray a, object ufunc, object other):
-    """``a op= other``: the result written into ``a`` (and through it into what it views)."""
-    if not _binop_ok(other):
-        return NotImplemented
-    a[...] = ufunc(a, other)
-    return a
-
-
 cpdef object primal(object o):
     """The innermost plain value of a tracer (for comparisons and index computations)."""
     while True:
@@ -1343,19 +1335,19 @@ cdef class DualArray:
     # In-place operators write into this array, as NumPy's do (a view writes through to
     # the array it views); without them Python would rebind the name instead.
     def __iadd__(self, other):
-        return _inplace(self, np.add, other)
+        return _nm.inplace(self, np.add, other) if _binop_ok(other) else NotImplemented
 
     def __isub__(self, other):
-        return _inplace(self, np.subtract, other)
+        return _nm.inplace(self, np.subtract, other) if _binop_ok(other) else NotImplemented
 
     def __imul__(self, other):
-        return _inplace(self, np.multiply, other)
+        return _nm.inplace(self, np.multiply, other) if _binop_ok(other) else NotImplemented
 
     def __itruediv__(self, other):
-        return _inplace(self, np.true_divide, other)
+        return _nm.inplace(self, np.true_divide, other) if _binop_ok(other) else NotImplemented
 
     def __ipow__(self, other):
-        return _inplace(self, np.power, other)
+        return _nm.inplace(self, np.power, other) if _binop_ok(other) else NotImplemented
 
     def __radd__(self, other):
         return np.add(other, self) if _binop_ok(other) else NotImplemented

@@ -11,7 +11,7 @@ functions as class attributes, so each method is written once.
 
 import numpy as np
 
-__all__ = ["METHODS"]
+__all__ = ["METHODS", "inplace"]
 
 
 def _primal(x):
@@ -160,3 +160,11 @@ METHODS = ("sum", "mean", "prod", "max", "min", "var", "std", "cumsum", "cumprod
            "reshape", "ravel", "flatten", "transpose", "swapaxes", "squeeze", "dot",
            "trace", "diagonal", "clip", "take", "repeat", "argmax", "argmin", "argsort",
            "all", "any")
+
+
+def inplace(self, ufunc, other):
+    """``self op= other`` as NumPy does it: the result is written into ``self`` (and,
+    through a view, into the array it views) instead of rebinding the name.  The
+    tracer types' in-place operators call this once their operand check passed."""
+    self[...] = ufunc(self, other)
+    return self

@@ -1110,14 +1110,6 @@ cdef void _refresh_views(RArray a) except *:
     a._views = alive
 
 
-def _inplace(RArray a, object ufunc, object o):
-    """``a op= o``: the result written into ``a`` (a functional update of its node)."""
-    if not _binop_ok(o):
-        return NotImplemented
-    a[...] = ufunc(a, o)
-    return a
-
-
 cpdef object primal(object o):
     """The innermost plain value of any tracer."""
     while True:
@@ -1323,19 +1315,19 @@ cdef class RArray:
     # without them Python would rebind the name and a view would silently diverge from
     # the array it views.  Writing into a view is refused by the setitem rule.
     def __iadd__(self, o):
-        return _inplace(self, np.add, o)
+        return _nm.inplace(self, np.add, o) if _binop_ok(o) else NotImplemented
 
     def __isub__(self, o):
-        return _inplace(self, np.subtract, o)
+        return _nm.inplace(self, np.subtract, o) if _binop_ok(o) else NotImplemented
 
     def __imul__(self, o):
-        return _inplace(self, np.multiply, o)
+        return _nm.inplace(self, np.multiply, o) if _binop_ok(o) else NotImplemented
 
     def __itruediv__(self, o):
-        return _inplace(self, np.true_divide, o)
+        return _nm.inplace(self, np.true_divide, o) if _binop_ok(o) else NotImplemented
 
     def __ipow__(self, o):
-        return _inplace(self, np.power, o)
+        return _nm.inplace(self, np.power, o) if _binop_ok(o) else NotImplemented
 
     def __sub__(self, o):
         return np.subtract(self, o) if _binop_ok(o) else NotImplemented
