@@ -11,7 +11,8 @@ import importlib
 
 import numpy as np
 
-__all__ = ["EXACT_ATOL", "EXACT_RTOL", "checked_call", "dualad_attr"]
+__all__ = ["EXACT_ATOL", "EXACT_RTOL", "check_close", "checked_call", "dualad_attr",
+           "recorded"]
 
 #: Relative tolerance an automatic-differentiation result must meet against
 #: the hand-written derivative before it is timed.
@@ -74,7 +75,27 @@ def checked_call(fun, args, expected, what):
         If the result is wrong: asv then reports the benchmark as failed
         instead of timing a wrong answer.
     """
-    result = fun(*args)
+    check_close(fun(*args), expected, what)
+
+
+def check_close(result, expected, what):
+    """Compare a result with the reference answer (shape, then values).
+
+    Parameters
+    ----------
+    result : array_like
+        What the tool under test returned.
+    expected : array_like
+        The hand-written (closed-form) answer.
+    what : str
+        Name used in the failure message.
+
+    Raises
+    ------
+    AssertionError
+        If the shapes differ or a value is off by more than `EXACT_RTOL`
+        (`EXACT_ATOL` near zero).
+    """
     if np.shape(result) != np.shape(expected):
         raise AssertionError(
             f"{what} returned shape {np.shape(result)}, expected {np.shape(expected)}")
@@ -82,3 +103,29 @@ def checked_call(fun, args, expected, what):
         np.asarray(result, dtype=float), expected,
         rtol=EXACT_RTOL, atol=EXACT_ATOL, err_msg=f"{what} disagrees with the reference",
     )
+
+
+def recorded(fun, points):
+    """Wrap ``fun`` so that every call appends a copy of its arguments to ``points``.
+
+    The end-to-end SciPy benchmarks run the hand-written solve once through this
+    wrapper and then time ``fun`` alone at the recorded points: the "plain f"
+    baseline of a whole run, the evaluations no tool can avoid.
+
+    Parameters
+    ----------
+    fun : callable
+        The function to watch.
+    points : list
+        Receives one tuple of (copied) positional arguments per call.
+
+    Returns
+    -------
+    callable
+        Calls ``fun`` with the same arguments and returns what it returns.
+    """
+    def wrapped(*args):
+        points.append(tuple(np.array(a, copy=True) if isinstance(a, np.ndarray) else a
+                            for a in args))
+        return fun(*args)
+    return wrapped

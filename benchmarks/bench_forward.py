@@ -16,7 +16,7 @@ import numpy as np
 from scipy.optimize import approx_fprime, rosen, rosen_der
 
 from . import problems as P
-from ._support import checked_call, dualad_attr
+from ._support import check_close, checked_call, dualad_attr
 
 PLAIN = "plain f"
 HAND = "hand-written"
@@ -201,3 +201,63 @@ class JacobianChunk:
 
     def time_jacobian(self, chunk):
         self.fun(self.x)
+
+
+#: The problems of `Jvp` (and of ``bench_reverse.Vjp``).
+PRODUCT_PROBLEMS = ("vecfun n=100", "vecfun n=10000", "residual 1000x4")
+
+
+def product_problem(name):
+    """One of `PRODUCT_PROBLEMS` as a dict: the function ``f(x, *args)``, the point
+    ``x``, the extra ``args``, a direction ``v`` (shape of ``x``), a cotangent ``u``
+    (shape of ``f(x)``), and the hand-written products ``jv(x, v, *args) = J(x) @ v``
+    and ``vj(x, u, *args) = u @ J(x)``."""
+    if name.startswith("vecfun"):
+        n = int(name.split("=")[1])
+        x = P.vecfun_point(n)
+        return {"f": P.vecfun, "x": x, "args": (), "v": P.rosen_direction(n),
+                "u": np.sin(np.arange(1.0, n + 1.0)),
+                "jv": P.vecfun_jvp, "vj": P.vecfun_vjp}
+    t, y = P.curve_fit_data()
+    return {"f": P.residual, "x": P.P0.copy(), "args": (t, y),
+            "v": np.array([1.0, -0.5, 0.25, 2.0]), "u": np.sin(np.arange(1.0, t.size + 1.0)),
+            "jv": lambda p, v, t, y: P.residual_jacobian(p, t, y) @ v,
+            "vj": lambda p, u, t, y: u @ P.residual_jacobian(p, t, y)}
+
+
+class Jvp:
+    """Jacobian-vector product ``dualad.jvp(f, x, v)``: ``(f(x), J(x) v)`` in one sweep.
+
+    Two shapes: the dense ``vecfun`` (R^n -> R^n) at n = 100 and 10 000, where one
+    forward sweep with one lane should cost a small multiple of ``f`` whatever n is,
+    and the 1000 x 4 curve-fit residual.  Baselines: ``f``; the hand-written value
+    and product (`problems.vecfun_jvp`, the residual's closed-form Jacobian times
+    ``v``); and a forward difference along ``v`` (two evaluations of ``f``).
+    """
+
+    params = (PRODUCT_PROBLEMS, (PLAIN, HAND, FD, DUALAD))
+    param_names = ("problem", "tool")
+
+    def setup(self, problem, tool):
+        pr = product_problem(problem)
+        f, x, v, args, jv = pr["f"], pr["x"], pr["v"], pr["args"], pr["jv"]
+        if tool == PLAIN:
+            self.call = lambda: f(x, *args)
+        elif tool == HAND:
+            self.call = lambda: (f(x, *args), jv(x, v, *args))
+        elif tool == FD:
+            h = _FD_STEP * max(1.0, float(np.max(np.abs(x))))
+
+            def forward_difference():
+                fx = f(x, *args)
+                return fx, (f(x + h * v, *args) - fx) / h
+            self.call = forward_difference
+        else:
+            jvp = dualad_attr("jvp")
+            self.call = lambda: jvp(f, x, v, *args)
+            value, tangent = self.call()
+            check_close(value, f(x, *args), f"dualad.jvp value of {problem}")
+            check_close(tangent, jv(x, v, *args), f"dualad.jvp tangent of {problem}")
+
+    def time_jvp(self, problem, tool):
+        self.call()

@@ -15,13 +15,17 @@ import numpy as np
 from scipy.optimize import approx_fprime, rosen, rosen_der
 
 from . import problems as P
-from ._support import checked_call, dualad_attr
+from ._support import check_close, checked_call, dualad_attr
+from .bench_forward import PRODUCT_PROBLEMS, product_problem
 
 PLAIN = "plain f"
 HAND = "hand-written"
 FD = "finite differences"
 DUALAD = "dualad reverse"
 DUALAD_TREE = "dualad reverse, dict params"
+DUALAD_AUTO = "dualad auto"
+DUALAD_FWD = "dualad forward"
+DUALAD_PULLBACK = "dualad pullback only"
 
 # Step of SciPy's default 2-point scheme (approx_fprime's default epsilon).
 _FD_STEP = np.sqrt(np.finfo(float).eps)
@@ -171,3 +175,124 @@ class ScalarLoopGradient:
 
     def time_gradient(self, n, tool):
         self.fun(self.x)
+
+
+class ValueAndGrad:
+    """``dualad.value_and_grad(f)``: value and gradient from one evaluation (SciPy's
+    ``jac=True``), on `problems.rosen` at n = 100 and 10 000.
+
+    ``"dualad reverse"`` forces reverse mode; ``"dualad auto"`` is the default
+    ``mode="auto"`` after its first, exploring calls.  Baselines: ``f``, the
+    hand-written pair ``(rosen(x), rosen_der(x))`` and ``f`` plus ``approx_fprime``
+    (n = 100 only).
+    """
+
+    params = ((100, 10_000), (PLAIN, HAND, FD, DUALAD, DUALAD_AUTO))
+    param_names = ("n", "tool")
+
+    def setup(self, n, tool):
+        x = P.rosen_point(n)
+        if tool == PLAIN:
+            self.call = lambda: P.rosen(x)
+        elif tool == HAND:
+            self.call = lambda: (P.rosen(x), rosen_der(x))
+        elif tool == FD:
+            _skip_fd(n)
+            self.call = lambda: (P.rosen(x), approx_fprime(x, P.rosen, _FD_STEP))
+        else:
+            mode = "reverse" if tool == DUALAD else "auto"
+            vg = dualad_attr("value_and_grad")(P.rosen, mode=mode)
+            for _ in range(6 if mode == "auto" else 1):  # auto: past its exploring calls
+                value, g = vg(x)
+                check_close(value, P.rosen(x), f'dualad.value_and_grad(mode="{mode}") value')
+                check_close(g, rosen_der(x), f'dualad.value_and_grad(mode="{mode}") gradient')
+            self.call = lambda: vg(x)
+
+    def time_value_and_grad(self, n, tool):
+        self.call()
+
+
+class Vjp:
+    """Vector-Jacobian product ``dualad.vjp(f, x)``: record ``f`` once, pull back ``u``.
+
+    The problems of ``bench_forward.Jvp``: the dense ``vecfun`` (R^n -> R^n) at n = 100
+    and 10 000 and the 1000 x 4 curve-fit residual.  ``"dualad reverse"`` is one call of
+    ``vjp`` and one of the pullback (record, sweep); ``"dualad pullback only"`` one more
+    sweep over a recording kept from ``setup``.  Baselines: ``f``; the hand-written
+    value and product (`problems.vecfun_vjp`, ``u`` times the residual's closed-form
+    Jacobian); and ``u`` times the ``approx_fprime`` Jacobian (n + 1 evaluations, n <=
+    1000).
+    """
+
+    params = (PRODUCT_PROBLEMS, (PLAIN, HAND, FD, DUALAD, DUALAD_PULLBACK))
+    param_names = ("problem", "tool")
+
+    def setup(self, problem, tool):
+        pr = product_problem(problem)
+        f, x, u, args, vj = pr["f"], pr["x"], pr["u"], pr["args"], pr["vj"]
+        if tool == PLAIN:
+            self.call = lambda: f(x, *args)
+        elif tool == HAND:
+            self.call = lambda: (f(x, *args), vj(x, u, *args))
+        elif tool == FD:
+            _skip_fd(x.size)
+            self.call = lambda: (f(x, *args), u @ approx_fprime(x, f, _FD_STEP, *args))
+        else:
+            vjp = dualad_attr("vjp")
+            value, pullback = vjp(f, x, *args)
+            check_close(value, f(x, *args), f"dualad.vjp value of {problem}")
+            check_close(pullback(u), vj(x, u, *args), f"dualad.vjp pullback of {problem}")
+            if tool == DUALAD:
+                def call():
+                    _value, pb = vjp(f, x, *args)
+                    return pb(u)
+                self.call = call
+            else:
+                self.call = lambda: pullback(u)
+
+    def time_vjp(self, problem, tool):
+        self.call()
+
+
+def _wide_problem(n, m=10):
+    rng = np.random.default_rng(n)
+    a = rng.standard_normal((m, n)) / np.sqrt(n)
+
+    def f(x):
+        return np.tanh(a @ x)
+
+    def jac(x):
+        return (1.0 - np.tanh(a @ x) ** 2)[:, None] * a
+    return f, jac, np.cos(np.arange(float(n)))
+
+
+class WideJacobian:
+    """Jacobian of a wide map R^n -> R^10, ``tanh(A x)``, at n = 100 and 1000.
+
+    Few outputs, many inputs: ``jacobian(f, mode="reverse")`` takes one sweep per
+    output (10), forward mode ``ceil(n / chunk)`` sweeps; ``"dualad auto"`` is the
+    default ``mode="auto"`` after its exploring calls.  Baselines: ``f``, the
+    closed-form Jacobian ``(1 - tanh(A x)^2) A`` and ``approx_fprime`` (n + 1
+    evaluations).
+    """
+
+    params = ((100, 1000), (PLAIN, HAND, FD, DUALAD, DUALAD_FWD, DUALAD_AUTO))
+    param_names = ("n", "tool")
+
+    def setup(self, n, tool):
+        f, jac, x = _wide_problem(n)
+        if tool == PLAIN:
+            self.call = lambda: f(x)
+        elif tool == HAND:
+            self.call = lambda: jac(x)
+        elif tool == FD:
+            self.call = lambda: approx_fprime(x, f, _FD_STEP)
+        else:
+            mode = {DUALAD: "reverse", DUALAD_FWD: "forward", DUALAD_AUTO: "auto"}[tool]
+            J = dualad_attr("jacobian")(f, mode=mode)
+            for _ in range(6 if mode == "auto" else 1):
+                checked_call(J, (x,), jac(x), f'dualad.jacobian(tanh(A x), mode="{mode}")')
+            self.call = lambda: J(x)
+
+    def time_jacobian(self, n, tool):
+        self.call()

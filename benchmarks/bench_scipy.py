@@ -8,6 +8,10 @@ with the same options:
   selector's first, exploring calls are part of the run, as they are for a user);
 - ``"hand-written"``: SciPy with the derivatives worked out on paper (``rosen_der``,
   ``rosen_hess_prod``, ``rosen_hess``, `problems.residual_jacobian`): the floor;
+- ``"plain f"``: the objective (or model) alone, called at every point where the
+  hand-written run evaluated it, recorded in ``setup``: the evaluations no tool can
+  avoid, so *dualad / plain f* is what derivatives and solver add on top of them
+  (``track_error`` of this row is that of the recorded hand-written run);
 - ``"finite differences"``: what SciPy does without them.  For L-BFGS-B and the curve
   fit that is SciPy's own 2-point gradient/Jacobian of ``f``.  Newton-CG and
   trust-exact cannot run on ``f`` alone in reasonable time (a 2-point gradient costs
@@ -36,12 +40,13 @@ import scipy.optimize as so
 from scipy.optimize import approx_fprime, rosen_der, rosen_hess, rosen_hess_prod
 
 from . import problems as P
-from ._support import dualad_attr
+from ._support import dualad_attr, recorded
 
+PLAIN = "plain f"
 DUALAD = "dualad"
 HAND = "hand-written"
 FD = "finite differences"
-TOOLS = (DUALAD, HAND, FD)
+TOOLS = (PLAIN, DUALAD, HAND, FD)
 
 _FD_STEP = np.sqrt(np.finfo(float).eps)
 
@@ -53,15 +58,28 @@ def _check(condition, message):
 
 class _Run:
     """Base: ``self.run()`` does the whole solve; the timing and tracking methods call
-    it."""
+    it.  For ``"plain f"``, `replay` sets ``self.run`` to the replay and ``self.result``
+    to the recorded run's result."""
+
+    result = None
 
     def time_solve(self, *params):
         self.run()
 
     def track_error(self, *params):
-        return self.error(self.run())
+        return self.error(self.run() if self.result is None else self.result)
 
     track_error.unit = "max |x - x*|"
+
+    def replay(self, solve, fun):
+        """Run ``solve(recorded_fun)`` once, then replay ``fun`` at its points."""
+        points = []
+        self.result = solve(recorded(fun, points))
+
+        def run():
+            for args in points:
+                fun(*args)
+        self.run = run
 
 
 class LBFGSBRosenbrock(_Run):
@@ -76,8 +94,11 @@ class LBFGSBRosenbrock(_Run):
     timeout = 600
 
     def setup(self, n, tool):
+        self.result = None
         x0 = P.rosen_start(n)
-        if tool == DUALAD:
+        if tool == PLAIN:
+            self.replay(lambda f: so.minimize(f, x0, method="L-BFGS-B", jac=rosen_der), P.rosen)
+        elif tool == DUALAD:
             minimize = dualad_attr("optimize.minimize")
             self.run = lambda: minimize(P.rosen, x0, method="L-BFGS-B")
             res = self.run()
@@ -106,11 +127,14 @@ class NewtonCGRosenbrock(_Run):
     param_names = ("n", "tool")
 
     def setup(self, n, tool):
+        self.result = None
         x0 = P.rosen_start(n)
-        def hand():
-            return so.minimize(P.rosen, x0, method="Newton-CG", jac=rosen_der,
+        def hand(f=P.rosen):
+            return so.minimize(f, x0, method="Newton-CG", jac=rosen_der,
                                hessp=rosen_hess_prod)
-        if tool == DUALAD:
+        if tool == PLAIN:
+            self.replay(hand, P.rosen)
+        elif tool == DUALAD:
             minimize = dualad_attr("optimize.minimize")
             self.run = lambda: minimize(P.rosen, x0, method="Newton-CG")
             res, ref = self.run(), hand()
@@ -138,11 +162,14 @@ class TrustExactRosenbrock(_Run):
     param_names = ("n", "tool")
 
     def setup(self, n, tool):
+        self.result = None
         x0 = P.rosen_start(n)
-        def hand():
-            return so.minimize(P.rosen, x0, method="trust-exact", jac=rosen_der,
+        def hand(f=P.rosen):
+            return so.minimize(f, x0, method="trust-exact", jac=rosen_der,
                                hess=rosen_hess)
-        if tool == DUALAD:
+        if tool == PLAIN:
+            self.replay(hand, P.rosen)
+        elif tool == DUALAD:
             minimize = dualad_attr("optimize.minimize")
             self.run = lambda: minimize(P.rosen, x0, method="trust-exact")
             res, ref = self.run(), hand()
@@ -181,10 +208,13 @@ class CurveFit(_Run):
     param_names = ("tool",)
 
     def setup(self, tool):
+        self.result = None
         t, y = P.curve_fit_data()
-        def hand():
-            return so.curve_fit(_model, t, y, p0=P.P0, jac=_model_jac)
-        if tool == DUALAD:
+        def hand(model=_model):
+            return so.curve_fit(model, t, y, p0=P.P0, jac=_model_jac)
+        if tool == PLAIN:
+            self.replay(hand, _model)
+        elif tool == DUALAD:
             curve_fit = dualad_attr("optimize.curve_fit")
             self.run = lambda: curve_fit(_model, t, y, p0=P.P0)
             popt, ref = self.run()[0], hand()[0]

@@ -8,6 +8,8 @@
 - ``SelectorRegret``: over a grid of problems, the time of ``mode="auto"`` (after its
   first calls) divided by the time of the faster forced mode: 1.0 is a perfect choice;
   the target is at most 1.15 everywhere.  ``track_`` benchmark: asv records the ratio.
+- ``SelectorOverhead``: a decided ``mode="auto"`` call beside the forced mode it chose
+  and the plain function, at n = 2.
 
 Every dualad result is checked against the hand-written derivative before it is timed.
 """
@@ -15,7 +17,7 @@ Every dualad result is checked against the hand-written derivative before it is 
 import timeit
 
 import numpy as np
-from scipy.optimize import rosen_hess, rosen_hess_prod
+from scipy.optimize import rosen_der, rosen_hess, rosen_hess_prod
 
 from . import problems as P
 from ._support import checked_call, dualad_attr
@@ -77,7 +79,7 @@ class RosenbrockHessian:
             mode = {FWD: "forward", REV: "reverse", AUTO: "auto"}[tool]
             if mode == "forward" and n > _FOF_MAX_N:
                 raise NotImplementedError(f"forward-over-forward at n = {n} takes "
-                                          f"{-(-n // 12) ** 2} nested sweeps; skipped")
+                                          f"{(-(-n // 12)) ** 2} nested sweeps; skipped")
             h = dualad_attr("hessian")(P.rosen, mode=mode)
             for _ in range(6 if mode == "auto" else 1):
                 checked_call(h, (self.x,), rosen_hess(self.x),
@@ -97,6 +99,10 @@ def _scalar_problem(n):
 
     def f(x):
         return np.sum(c * np.sin(x) ** 2) + P.rosen(x) if n > 1 else np.sum(c * x ** 2)
+
+    def gradient(x):  # by hand
+        return c * np.sin(2.0 * x) + rosen_der(x) if n > 1 else 2.0 * c * x
+    f.gradient = gradient
     return f, rng.uniform(-1, 1, n)
 
 
@@ -220,16 +226,22 @@ if __name__ == "__main__":  # python -m benchmarks.bench_second: the regret tabl
 
 class SelectorOverhead:
     """A decided ``mode="auto"`` call beside the forced mode it chose, on the cheapest
-    problem there is (n = 2, where a lookup would show): the two should be equal."""
+    problem there is (n = 2, where a lookup would show): the two should be equal.  The
+    plain ``f`` is timed beside them; the selector's choices over larger problems are
+    in `SelectorRegret` (and, with ``f`` beside them, in ``bench_reverse.ValueAndGrad``
+    and ``bench_reverse.WideJacobian``)."""
 
-    params = (("forced forward", "auto"),)
+    params = ((PLAIN, "forced forward", "auto"),)
     param_names = ("tool",)
 
     def setup(self, tool):
         f, self.x = _scalar_problem(2)
+        if tool == PLAIN:
+            self.g = f
+            return
         g = dualad_attr("grad")(f, mode="forward" if tool == "forced forward" else "auto")
         for _ in range(6):
-            g(self.x)
+            checked_call(g, (self.x,), f.gradient(self.x), f"grad ({tool})")
         if g.last_mode != "forward":
             raise NotImplementedError(f"auto chose {g.last_mode} here; nothing to compare")
         self.g = g

@@ -37,7 +37,9 @@ __all__ = [
     "rosen_start",
     "vecfun",
     "vecfun_jacobian",
+    "vecfun_jvp",
     "vecfun_point",
+    "vecfun_vjp",
 ]
 
 # ---------------------------------------------------------------------------
@@ -312,6 +314,44 @@ def vecfun_jacobian(x):
     rev = np.arange(n)[::-1]
     jac[np.arange(n), rev] += np.exp(x[rev])
     return jac
+
+
+def vecfun_jvp(x, v):
+    """Hand-written Jacobian-vector product of `vecfun`, without forming ``J``.
+
+    Parameters
+    ----------
+    x : ndarray, shape (n,)
+        Point of evaluation.
+    v : ndarray, shape (n,)
+        Direction.
+
+    Returns
+    -------
+    ndarray, shape (n,)
+        ``J(x) @ v = 2 sin(x) (x . v) + cos(x) |x|^2 v + exp(x[::-1]) v[::-1]``.
+    """
+    return (2.0 * np.sin(x) * np.dot(x, v) + np.cos(x) * np.dot(x, x) * v
+            + np.exp(x[::-1]) * v[::-1])
+
+
+def vecfun_vjp(x, u):
+    """Hand-written vector-Jacobian product of `vecfun`, without forming ``J``.
+
+    Parameters
+    ----------
+    x : ndarray, shape (n,)
+        Point of evaluation.
+    u : ndarray, shape (n,)
+        Cotangent (weights of the outputs).
+
+    Returns
+    -------
+    ndarray, shape (n,)
+        ``u @ J(x) = 2 x (u . sin x) + u cos(x) |x|^2 + u[::-1] exp(x)``.
+    """
+    return (2.0 * x * np.dot(u, np.sin(x)) + u * np.cos(x) * np.dot(x, x)
+            + u[::-1] * np.exp(x))
 
 
 def vecfun_point(n):
