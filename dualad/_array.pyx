@@ -1104,6 +1104,30 @@ cpdef object primal(object o):
             return o
 
 
+cdef object _element_1d(DualArray a, Py_ssize_t i):
+    """``a[i]`` as a Dual for a 1-d float64 array (``p[0]`` of a parameter vector), or
+    None when another path must handle it (other layouts, nesting, out of range)."""
+    v = a.value
+    t = a.tangent
+    if not _c_f64(v) or cnp.PyArray_NDIM(<cnp.ndarray> v) != 1 or type(t) is not NDARRAY \
+            or cnp.PyArray_TYPE(<cnp.ndarray> t) != cnp.NPY_DOUBLE \
+            or cnp.PyArray_NDIM(<cnp.ndarray> t) != 2:
+        return None
+    cdef Py_ssize_t n = cnp.PyArray_DIM(<cnp.ndarray> v, 0)
+    if i < 0:
+        i += n
+    if not 0 <= i < n:
+        return None  # the general path raises NumPy's IndexError
+    cdef Py_ssize_t l, k = cnp.PyArray_DIM(<cnp.ndarray> t, 0)
+    cdef Py_ssize_t s0 = cnp.PyArray_STRIDE(<cnp.ndarray> t, 0)
+    cdef Py_ssize_t s1 = cnp.PyArray_STRIDE(<cnp.ndarray> t, 1)
+    cdef char* base = <char*> cnp.PyArray_DATA(<cnp.ndarray> t) + i * s1
+    cdef Dual d = _new_dual(_ptr(v)[i], k, a.tag)
+    for l in range(k):
+        d.p[l] = (<double*> (base + l * s0))[0]
+    return d
+
+
 cdef tuple _lane_key(object key):
     if type(key) is tuple:
         return (slice(None),) + <tuple> key
@@ -1283,6 +1307,10 @@ cdef class DualArray:
 
     # -- indexing ----------------------------------------------------------------------
     def __getitem__(self, key):
+        if type(key) is int:
+            r = _element_1d(self, key)
+            if r is not None:
+                return r
         _check_key(key)
         if isinstance(key, (list, DualArray)):
             key = np.asarray(key) if not isinstance(key, DualArray) else key
@@ -1330,7 +1358,7 @@ cdef class DualArray:
 
     # -- arithmetic operators (all through the ufuncs) ---------------------------------
     def __add__(self, other):
-        return np.add(self, other) if _binop_ok(other) else NotImplemented
+        return _operator(self, other, np.add, False)
 
     # In-place operators write into this array, as NumPy's do (a view writes through to
     # the array it views); without them Python would rebind the name instead.
@@ -1350,30 +1378,30 @@ cdef class DualArray:
         return _nm.inplace(self, np.power, other) if _binop_ok(other) else NotImplemented
 
     def __radd__(self, other):
-        return np.add(other, self) if _binop_ok(other) else NotImplemented
+        return _operator(self, other, np.add, True)
 
     def __sub__(self, other):
-        return np.subtract(self, other) if _binop_ok(other) else NotImplemented
+        return _operator(self, other, np.subtract, False)
 
     def __rsub__(self, other):
-        return np.subtract(other, self) if _binop_ok(other) else NotImplemented
+        return _operator(self, other, np.subtract, True)
 
     def __mul__(self, other):
-        return np.multiply(self, other) if _binop_ok(other) else NotImplemented
+        return _operator(self, other, np.multiply, False)
 
     def __rmul__(self, other):
-        return np.multiply(other, self) if _binop_ok(other) else NotImplemented
+        return _operator(self, other, np.multiply, True)
 
     def __truediv__(self, other):
-        return np.true_divide(self, other) if _binop_ok(other) else NotImplemented
+        return _operator(self, other, np.true_divide, False)
 
     def __rtruediv__(self, other):
-        return np.true_divide(other, self) if _binop_ok(other) else NotImplemented
+        return _operator(self, other, np.true_divide, True)
 
     def __pow__(self, other, mod):
-        if mod is not None or not _binop_ok(other):
+        if mod is not None:
             return NotImplemented
-        return np.power(self, other)
+        return _operator(self, other, np.power, False)
 
     def __rpow__(self, other, mod):
         if mod is not None or not _binop_ok(other):
@@ -1536,6 +1564,21 @@ cdef Py_ssize_t _lanes(object o):
     if type(o) is DualArray:
         return (<DualArray> o).tangent.shape[0]
     return (<Dual> o).k
+
+
+cdef object _operator(DualArray self, object other, object ufunc, bint reflected):
+    """An arithmetic operator: the fused loop straight away when the operands qualify
+    (skipping NumPy's override dispatch, about 0.4 us), else the ufunc."""
+    cdef type t = type(other)
+    if t is DualArray or t is float or t is int or t is NDARRAY or t is Dual:
+        r = _fast_binary(other, self, BINARY_INDEX[ufunc], ufunc is np.power) \
+            if reflected else _fast_binary(self, other, BINARY_INDEX[ufunc],
+                                           ufunc is np.power)
+        if r is not None:
+            return r
+    if not _binop_ok(other):
+        return NotImplemented
+    return ufunc(other, self) if reflected else ufunc(self, other)
 
 
 cdef inline bint _binop_ok(object other):

@@ -22,6 +22,8 @@ the forced mode.  A forced mode always wins.  Every transform records ``last_mod
 explains its choice with ``explain()``.
 """
 
+import math
+
 import numpy as np
 
 from . import _selector, forward, pytree, reverse, second
@@ -49,7 +51,7 @@ def _size(x):
     shape = getattr(x, "shape", None)
     if shape is None:
         shape = np.shape(x)
-    return int(np.prod(shape)) if len(shape) else 1
+    return math.prod(shape)
 
 
 def _signature(x, args):

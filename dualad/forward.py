@@ -81,6 +81,8 @@ def as_input(x, mode="forward"):
     TypeError
         For complex input, or object arrays that do not hold dualad values.
     """
+    if type(x) is np.ndarray and x.dtype == np.float64:
+        return x  # the common case, checked first (a transform's call pays for this)
     if is_tracer(x):
         return x
     if isinstance(x, (list, tuple)) or (isinstance(x, np.ndarray) and x.dtype == object):
@@ -189,10 +191,9 @@ def jvp(fun, x, v, args=()):
 def _identity_lanes(shape, start, k):
     """Tangent lanes e_start, ..., e_{start+k-1} for an input of the given shape."""
     n = math.prod(shape)
-    if start == 0 and k == n:
-        return np.eye(n).reshape((k,) + tuple(shape))
     lanes = np.zeros((k, n))
-    lanes[np.arange(k), start + np.arange(k)] = 1.0
+    # lane i is e_(start + i): flat index i * n + start + i
+    lanes.reshape(-1)[start::n + 1] = 1.0
     return lanes.reshape((k,) + tuple(shape))
 
 
@@ -217,9 +218,13 @@ def jacobian(fun, x, args=(), chunk=None):
     tangent = blocks[0] if len(blocks) == 1 else np.concatenate(blocks, axis=0)
     out_shape = _shape_of(value)
     if type(tangent) is np.ndarray:
-        # lanes lead: (n,) + out_shape -> out_shape + x.shape
+        # lanes lead: (n,) + out_shape -> out_shape + x.shape.  For a vector function
+        # of a vector that is the transpose: returned as a Fortran-ordered view of the
+        # sweep's own tangent storage (no copy; LAPACK, which SciPy's least-squares
+        # solvers call, wants that order anyway)
         m = math.prod(out_shape)
-        jac = np.ascontiguousarray(tangent.reshape(n, m).T, dtype=np.float64)
-        return value, jac.reshape(out_shape + shape)
+        jac = tangent.reshape(n, m).T
+        return value, jac if len(out_shape) == 1 and len(shape) == 1 else \
+            np.ascontiguousarray(jac).reshape(out_shape + shape)
     jac = np.moveaxis(tangent, 0, -1) if len(out_shape) else tangent
     return value, np.reshape(jac, out_shape + shape)

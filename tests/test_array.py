@@ -115,6 +115,42 @@ def test_index_result_types():
                     "intarray-one": DualArray, "0d": DualArray}, seen
 
 
+@pytest.mark.parametrize("layout", ["contiguous", "lanes-transposed", "strided-view",
+                                    "nested"])
+def test_int_index_of_1d_array_every_layout(layout, rng):
+    # a[i] on a 1-d array has a C shortcut (contiguous values, any tangent strides); it
+    # must give what indexing the value and every tangent lane gives, in range or not
+    n, k = 7, 3
+    tag = dualad._tags.new_tag()
+    if layout == "strided-view":  # values and lanes both non-contiguous (a[::2])
+        big = DualArray(rng.standard_normal(2 * n), rng.standard_normal((k, 2 * n)), tag)
+        a = big[::2]
+        value, lanes = big.value[::2], big.tangent[:, ::2]
+    else:
+        value = rng.standard_normal(n)
+        lanes = rng.standard_normal((n, k)).T if layout == "lanes-transposed" else \
+            rng.standard_normal((k, n))
+        if layout == "nested":  # values that are DualArrays of an enclosing level
+            inner = DualArray(value, rng.standard_normal((2, n)), tag)
+            a = dualad.forward._seed(inner, lanes, dualad._tags.new_tag())
+        else:
+            a = DualArray(value, lanes, tag)
+            assert a.tangent.strides == lanes.strides or layout == "contiguous"
+    for i in list(range(-n, n)) + [np.int64(2)]:
+        d = a[i]
+        if layout == "nested":  # a 0-d DualArray over the inner level's element
+            assert type(d) is DualArray and d.tag == a.tag, (layout, i)
+            assert d.value.value == value[i]
+            assert_array_equal(d.tangent, lanes[:, i], err_msg=f"{layout}: a[{i}]")
+            continue
+        assert type(d) is Dual and d.tag == a.tag, (layout, i)
+        assert d.value == value[i]
+        assert_array_equal(d.partials, lanes[:, i], err_msg=f"{layout}: a[{i}]")
+    for i in (n, -n - 1):
+        with pytest.raises(IndexError):
+            a[i]
+
+
 def test_getitem_0d_input():
     f = lambda z: z[()] * 3.0  # noqa: E731
     assert_allclose(dualad.jacobian(f)(np.array(2.0)), 3.0, rtol=0, atol=0, err_msg="x[()]")
