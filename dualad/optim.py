@@ -231,6 +231,7 @@ class Optimizer:
         """
         self._t = 0
         self._unravel = None
+        self._array_shape = None  # params were one float64 array of this shape
         for name in self._buffers:
             setattr(self, "_" + name, None)
 
@@ -308,6 +309,13 @@ class Optimizer:
         >>> params["w"]                 # the caller's arrays are untouched
         array([1., 2.])
         """
+        if (type(params) is np.ndarray and type(grads) is np.ndarray
+                and params.dtype == np.float64 and grads.dtype == np.float64
+                and grads.shape == params.shape and self._unravel is not None
+                and self._array_shape == params.shape):
+            # one float64 array, as at the previous step (fit's loop): no tree to walk
+            return self._step_flat(params.reshape(-1).copy(), grads.reshape(-1)
+                                   ).reshape(params.shape)
         p, unravel = pytree.ravel(params)
         if self._unravel is not None and unravel.treedef != self._unravel.treedef:
             raise ValueError(
@@ -315,16 +323,23 @@ class Optimizer:
                 f"was built for {self._unravel.treedef}; pass the params the previous "
                 "step returned, or call reset() to start on new parameters")
         g = _flat_grads(unravel.treedef, grads)
-        t = self._t + 1
-        lr = self._lr_at(t)
         if self._unravel is None:
             for name in self._buffers:
                 setattr(self, "_" + name, np.zeros_like(p))
-        self._update(p, g, lr, t)
-        self._t = t
+        self._step_flat(p, g)
         self._unravel = unravel
+        self._array_shape = params.shape if type(params) is np.ndarray and \
+            params.dtype == np.float64 else None
         # p is a private copy that nothing else references: its slices can be the leaves
         return unravel._unravel(p, copy=False)
+
+    def _step_flat(self, p, g):
+        """Advance the step counter and update the flat private copy ``p`` in place."""
+        t = self._t + 1
+        lr = self._lr_at(t)
+        self._update(p, g, lr, t)
+        self._t = t
+        return p
 
     def _update(self, p, g, lr, t):
         raise NotImplementedError(f"{type(self).__name__} does not implement _update(p, "

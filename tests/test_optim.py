@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from numpy.testing import assert_allclose
+from numpy.testing import assert_allclose, assert_array_equal
 
 import dualad
 from dualad import optim
@@ -328,6 +328,27 @@ def test_params_structure_change_needs_reset():
     opt.reset()
     out = opt.step({"w": np.zeros(3)}, {"w": np.ones(3)})
     assert_allclose(out["w"], -0.1 * np.ones(3), rtol=1e-7)
+
+
+def test_array_params_step_after_step(rng):
+    # a single float64 array (fit's case) takes a shortcut from the second step on: same
+    # numbers as the tree path, shape kept, the caller's arrays untouched, and a change
+    # of shape still needs reset()
+    params = rng.normal(size=(3, 2))
+    original = params.copy()
+    grads = [rng.normal(size=(3, 2)) for _ in range(3)]
+    arr_opt, tree_opt = Adam(0.1), Adam(0.1)
+    arr, tree = params, {"w": params}
+    for g in grads:
+        arr = arr_opt.step(arr, g)
+        tree = tree_opt.step(tree, {"w": g})
+        assert arr.shape == (3, 2) and arr.dtype == np.float64
+        assert_allclose(arr, tree["w"], rtol=1e-15, atol=0)
+    assert_array_equal(params, original)
+    assert arr_opt.state["step"] == 3
+    assert_allclose(arr_opt.state["m"], tree_opt.state["m"]["w"], rtol=1e-15, atol=0)
+    with pytest.raises(ValueError, match=r"reset\(\)"):
+        arr_opt.step(np.zeros(6), np.ones(6))
 
 
 @settings(max_examples=30, deadline=None)

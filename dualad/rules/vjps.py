@@ -55,6 +55,11 @@ def _tape_of(objs):
 def _parts(x, tape):
     """``(value, node)`` of x on tape: value an array (or forward tracer); node -1 if
     constant."""
+    kind = type(x)
+    if kind is _tape.RArray and x.tape is tape and type(x.value) is np.ndarray:
+        return x.value, x.node  # the common cases first: no normalization to do
+    if kind is np.ndarray and x.dtype == np.float64:
+        return x, -1
     if isinstance(x, _tape.RScalar) and x.tape is tape:
         return np.array(x.value), x.node
     if isinstance(x, (list, tuple)) or (isinstance(x, np.ndarray) and x.dtype == object):
@@ -543,7 +548,7 @@ def _mean(a, axis=None, dtype=None, out=None, keepdims=False, *, where=np._NoVal
     axes = _norm_axes(axis, value.ndim)
     count = math.prod(value.shape[i] for i in axes)
     return _tape.record(tape, np.mean(value, axis=axes, keepdims=keepdims), [node],
-                        lambda cot: [_expand(cot, axes, value.shape, keepdims) / count])
+                        lambda cot: [_expand(cot / count, axes, value.shape, keepdims)])
 
 
 def _extreme(a, axis, keepdims, pick):
