@@ -15,19 +15,30 @@ Two kinds of node:
   up to two parents and the local partials, stored in flat C arrays.  Their sweep is a C
   loop with no Python call per node.  The partials come from the rule table's kernels
   (``dualad/_kernels.pxd``), exactly as in forward mode.
+* *fast elementwise nodes* (ufuncs and operators on plain float64 arrays of one shape,
+  or numbers): the partials the forward pass computed (from the rule's C kernel or its
+  NumPy expression, or a number, an operand or the result used in place), applied by the
+  sweep in C.  The arithmetic operators of ``RArray`` record them directly, without
+  NumPy's dispatch; the sweep multiplies into adjoint buffers it owns in place and hands
+  a cotangent's buffer to a parent when it is the last reader (issue 4: on arrays of a
+  hundred elements the tape's bookkeeping, not the arithmetic, was the cost).
 * *array nodes*: a vector-Jacobian function called with the node's cotangent.  For
-  elementwise ufuncs it multiplies the cotangent by the partials the forward pass already
-  computed (the registry's NumPy-compiled rule table) and undoes broadcasting; structural
-  and linear functions register their transposes in :mod:`dualad.rules.linear`.
+  elementwise ufuncs off the fast path it multiplies the cotangent by the partials the
+  forward pass computed (the registry's NumPy-compiled rule table) and undoes
+  broadcasting; structural and linear functions register their transposes in
+  :mod:`dualad.rules.linear`.  Basic slices and ``np.sum(x)`` are applied in place too.
 
 A zero cotangent annihilates (``0 * inf = 0``), as a zero tangent does in forward mode.
+Every shortcut of the sweep computes the numbers the plain products and sums would
+(tests/test_reverse_fastpaths.py compares them with the general path).
 
 Diagnostics.  :mod:`dualad.diagnostics` (``trace``, the non-finite origin search) sets
 :attr:`Tape.observer`: every traced result is then reported with its node id, the name of
 the operation that made it and its value (:meth:`Tape.node_info` gives its parents and
 partials; :meth:`Tape.backward` over every node gives all adjoints).  While no tape in the
 process has an observer, the hooks cost one test of a C integer per recorded node and per
-NumPy dispatch, and the backward sweep has none.
+NumPy dispatch, and the backward sweep has none.  While one has, the operators go
+through NumPy's dispatch, which names the operation.
 
 Nesting.  Traced values carry a tag.  A reverse-mode value whose ``value`` is a forward
 tracer (``DualArray`` of an older tag) is how forward-over-reverse Hessian-vector
@@ -40,8 +51,13 @@ that NumPy asks the newer one.
 cimport cython
 cimport numpy as cnp
 from cpython.mem cimport PyMem_Malloc, PyMem_Realloc, PyMem_Free
-from libc.math cimport isfinite
-from libc.stdint cimport uint64_t
+from libc.string cimport memset
+
+cdef extern from "Python.h":
+    int PySlice_Unpack(object key, Py_ssize_t* start, Py_ssize_t* stop,
+                       Py_ssize_t* step) except -1
+    Py_ssize_t PySlice_AdjustIndices(Py_ssize_t length, Py_ssize_t* start, Py_ssize_t* stop,
+                                     Py_ssize_t step) noexcept
 
 import threading
 import weakref
@@ -79,7 +95,6 @@ cdef list BINARY_OPS = [u.__name__ for u in BINARY_UFUNCS]
 cdef dict ELEMENTWISE = _registry.ELEMENTWISE
 cdef frozenset BOOLEAN = _registry.BOOLEAN
 cdef type NDARRAY = np.ndarray
-cdef set POWER_UFUNCS = {np.power, np.float_power}
 
 cdef Py_ssize_t I_ADD = binary_names().index("add")
 cdef Py_ssize_t I_SUB = binary_names().index("subtract")
@@ -91,6 +106,7 @@ cdef Py_ssize_t I_ABS = unary_names().index("absolute")
 
 _MODE = "reverse"
 _np_sum = np.sum
+_add_reduce = np.add.reduce
 
 # Diagnostics hooks.  _observing counts the tapes that have an observer: while it is 0
 # (always, outside dualad.diagnostics) every hook below is skipped after one C test.
@@ -110,6 +126,7 @@ cdef enum:
     K_ELEM = 2      # scalar read from array node p0 at flat index idx
     K_ARRAY = 3     # array op with a Python VJP
     K_CONST = 4     # placeholder (never propagates)
+    K_EW = 5        # fast elementwise op: parents p0 (and p1), partials in an _ElemVJP
 
 
 cdef inline double _scale(double d, double t) noexcept nogil:
@@ -153,7 +170,7 @@ cdef class Tape:
     cdef Py_ssize_t* idx
     cdef double* d0
     cdef double* d1
-    cdef list vjps       # K_ARRAY: (vjp, parents); K_LEAF/K_ELEM: shape or None
+    cdef list vjps       # K_ARRAY: (vjp, parents); K_EW: its _ElemVJP; others None
     cdef list shapes     # array nodes: the value's shape; scalar nodes: None
     cdef object _observer
     cdef bint _counted   # _observer is counted in _observing
@@ -239,6 +256,10 @@ cdef class Tape:
         if k == K_ARRAY:
             vjp, operands = self.vjps[i]
             return ("array", [p for p in operands if p >= 0], (vjp, list(operands)))
+        if k == K_EW:
+            f = <_ElemVJP> self.vjps[i]
+            operands = [self.p0[i]] if f.nin == 1 else [self.p0[i], self.p1[i]]
+            return ("array", [p for p in operands if p >= 0], (f, operands))
         return ("leaf", [], None)
 
     cdef int _grow(self) except -1:
@@ -286,18 +307,24 @@ cdef class Tape:
         """
         cdef Py_ssize_t i, j, p, n = out + 1
         cdef double a
+        cdef int state
         cdef double* sadj = <double*> PyMem_Malloc(max(n, 1) * sizeof(double))
-        if sadj == NULL:
+        cdef unsigned char* fl = <unsigned char*> PyMem_Malloc(max(n, 1))
+        if sadj == NULL or fl == NULL:
+            PyMem_Free(sadj)
+            PyMem_Free(fl)
             raise MemoryError()
         cdef list aadj = [None] * n
         cdef list abuf = [None] * n   # plain float64 adjoint arrays that K_ELEM writes into
-        # own[p]: aadj[p] is an array this sweep allocated, so it may add into it in place
-        # (others may be views or another node's cotangent, and are never written)
-        cdef bytearray own = bytearray(n)
+        cdef list shapes = self.shapes
         try:
-            for i in range(n):
-                sadj[i] = 0.0
-            if self.shapes[out] is None:
+            memset(sadj, 0, max(n, 1) * sizeof(double))
+            # fl[p]: how aadj[p] is held (F_OWN, F_KEEP, F_LAZY, F_NEG: see _take)
+            memset(fl, 0, max(n, 1))
+            for p in wrt:
+                if 0 <= p < n:
+                    fl[p] |= F_KEEP
+            if shapes[out] is None:
                 sadj[out] = <double> cotangent if not _is_tracer(cotangent) else 0.0
                 if _is_tracer(cotangent):
                     aadj[out] = cotangent
@@ -320,33 +347,29 @@ cdef class Tape:
                     p = self.p0[i]
                     buf = abuf[p]
                     if buf is None:
-                        buf = np.zeros(self.shapes[p])
+                        buf = np.zeros(shapes[p])
                         abuf[p] = buf
                     (<double*> cnp.PyArray_DATA(<cnp.ndarray> buf))[self.idx[i]] += a
-                elif k == K_ARRAY:
-                    cot = _adjoint_of(i, aadj, abuf, sadj, self.shapes)
+                elif k == K_EW or k == K_ARRAY:
+                    cot = _take(i, aadj, abuf, fl, &state)
                     if cot is None:
                         continue
-                    vjp, parents = self.vjps[i]
-                    cots = vjp(cot)
-                    for j in range(len(parents)):
-                        p = parents[j]
-                        if p < 0 or cots[j] is None:
-                            continue
-                        if self.shapes[p] is None:
-                            c = cots[j]
-                            if _is_tracer(c):
-                                aadj[p] = c if aadj[p] is None else aadj[p] + c
-                            else:
-                                sadj[p] += float(np.sum(c))
-                        else:
-                            _accumulate(aadj, own, p, cots[j], self.shapes[p])
+                    if k == K_EW:
+                        _sweep_elem(<_ElemVJP> self.vjps[i], cot, state, self.p0[i],
+                                    self.p1[i], aadj, fl, shapes, shapes[i])
+                    else:
+                        _sweep_array(self.vjps[i], cot, state, aadj, fl, sadj, shapes)
+                    if not fl[i] & F_KEEP:
+                        # done with it: free it now (the sweep's peak memory)
+                        aadj[i] = None
+                        abuf[i] = None
             result = []
             for p in wrt:
-                result.append(_adjoint_of(p, aadj, abuf, sadj, self.shapes))
+                result.append(_adjoint_of(p, aadj, abuf, sadj, shapes, fl))
             return result
         finally:
             PyMem_Free(sadj)
+            PyMem_Free(fl)
 
 
 def _observers():
@@ -471,39 +494,6 @@ cdef class _SumAllVJP:
         return [cot * np.ones(self.shape)]
 
 
-cdef inline bint _plain_owned(object a, object shape):
-    return (type(a) is NDARRAY and cnp.PyArray_TYPE(<cnp.ndarray> a) == cnp.NPY_DOUBLE
-            and (<cnp.ndarray> a).flags.writeable and a.shape == shape)
-
-
-cdef object _accumulate(list aadj, bytearray own, Py_ssize_t p, object c, object shape):
-    """aadj[p] += c, in place when aadj[p] is this sweep's own plain array."""
-    cur = aadj[p]
-    if type(c) is Scatter:
-        cot = (<Scatter> c).cotangent
-        if type(cot) is NDARRAY and (cur is None or type(cur) is NDARRAY):
-            if cur is None or not own[p] or not _plain_owned(cur, shape):
-                cur = np.zeros(shape) if cur is None else np.array(cur, dtype=np.float64)
-                aadj[p] = cur
-                own[p] = 1
-            cur[(<Scatter> c).key] += cot
-            return None
-        # traced cotangent: materialise the full-size cotangent (nests)
-        full = np.zeros_like(cot, shape=shape)
-        full[(<Scatter> c).key] = cot
-        c = full
-    if cur is None:
-        aadj[p] = c
-        own[p] = 0
-    elif own[p] and type(c) is NDARRAY and _plain_owned(cur, shape) and \
-            c.dtype == np.float64:
-        np.add(cur, c, out=cur)
-    else:
-        aadj[p] = cur + c
-        own[p] = type(aadj[p]) is NDARRAY
-    return None
-
-
 cdef void* _realloc(void* p, size_t size) except NULL:
     cdef void* q = PyMem_Realloc(p, size)
     if q == NULL:
@@ -511,7 +501,459 @@ cdef void* _realloc(void* p, size_t size) except NULL:
     return q
 
 
-cdef object _adjoint_of(Py_ssize_t i, list aadj, list abuf, double* sadj, list shapes):
+# ---------------------------------------------------------------------------------------
+# C loops of the sweep and of the fast elementwise path
+
+# Above this many elements the value and non-trivial partials come from NumPy (see
+# _fast_elementwise); below it one C pass over the rule's kernel is cheaper.
+cdef Py_ssize_t VECTOR_MIN = 128
+# From this many elements the cotangent of np.sum(x) reaches x as a broadcast view of
+# one number instead of a filled array (no write and no page faults for a big buffer).
+cdef Py_ssize_t LAZY_MIN = 4096
+
+cdef extern from *:
+    """
+    /* Loops of the reverse sweep and of the fast elementwise path (dualad/_tape.pyx).
+       GCC does not vectorize a select between a product and 0 while it assumes that
+       floating-point operations may trap (its default): the annihilating loops are
+       compiled without that assumption.  It changes no result (the flags they raise are
+       cleared by the caller); fp-contract=off keeps d * c + o two roundings, as NumPy. */
+    #if defined(__GNUC__) && !defined(__clang__)
+    #define DD_VECTORIZE __attribute__((optimize("no-trapping-math", "fp-contract=off")))
+    #else
+    #define DD_VECTORIZE
+    #endif
+
+    #define DD_ACC_LOOPS(P) \\
+        if (acc == 0) { for (i = 0; i < n; i++) { P; o[i] = p; } } \\
+        else if (acc == 1) { for (i = 0; i < n; i++) { P; o[i] = o[i] + p; } } \\
+        else { for (i = 0; i < n; i++) { P; o[i] = -o[i] + p; } }
+
+    /* o[i] = p, o[i] + p or -o[i] + p (acc = 0, 1, 2; 2: o held the negated sum) for
+       p = (s * d[i]) * c[i * cs]: the partial s * d[i] (an array, s = +-1, or an operand
+       times a number: 2 * x for x ** 2) times the cotangent, where a zero on either side
+       gives 0 (0 * inf = 0, dualad's masking rule); cs is 1 or 0 (a broadcast number) */
+    static DD_VECTORIZE void dd_axpy0(double* o, int acc, const double* d, double s,
+                                      const double* c, Py_ssize_t cs, Py_ssize_t n) {
+        Py_ssize_t i;
+        if (cs == 1) {
+            DD_ACC_LOOPS(double a = s * d[i]; double b = c[i];
+                         double p = (a == 0.0 || b == 0.0) ? 0.0 : a * b)
+        } else {
+            double b = c[0];
+            DD_ACC_LOOPS(double a = s * d[i];
+                         double p = (a == 0.0 || b == 0.0) ? 0.0 : a * b)
+        }
+    }
+
+    /* the same for a number d as the partial, as NumPy computes d * c (no annihilation:
+       d is a nonzero number, or exactly 0 and the product 0) */
+    static void dd_axpyc(double* o, int acc, double d, const double* c, Py_ssize_t cs,
+                         Py_ssize_t n) {
+        Py_ssize_t i;
+        if (cs == 0) {
+            double q = d == 0.0 ? 0.0 : (d == 1.0 ? c[0] : (d == -1.0 ? -c[0] : d * c[0]));
+            DD_ACC_LOOPS(double p = q)
+        } else if (d == 0.0) {
+            DD_ACC_LOOPS(double p = 0.0)
+        } else if (d == 1.0) {
+            DD_ACC_LOOPS(double p = c[i])
+        } else if (d == -1.0) {
+            DD_ACC_LOOPS(double p = -c[i])
+        } else {
+            DD_ACC_LOOPS(double p = d * c[i])
+        }
+    }
+
+    /* o[start + k * step] += (neg ? -1 : 1) * c[k * cs], k < m: the cotangent of a slice
+       of a vector (o - c is o + (-c) in IEEE arithmetic: the sign is exact) */
+    static void dd_scatter_add(double* o, Py_ssize_t start, Py_ssize_t step,
+                               const double* c, Py_ssize_t cs, Py_ssize_t m, int neg) {
+        Py_ssize_t k;
+        double* q = o + start;
+        if (step == 1 && cs == 1 && !neg) { for (k = 0; k < m; k++) q[k] = q[k] + c[k]; }
+        else if (step == 1 && cs == 1) { for (k = 0; k < m; k++) q[k] = q[k] + -c[k]; }
+        else if (step == 1) {
+            double b = neg ? -c[0] : c[0];
+            for (k = 0; k < m; k++) q[k] = q[k] + b;
+        } else if (!neg) { for (k = 0; k < m; k++) q[k * step] = q[k * step] + c[k * cs]; }
+        else { for (k = 0; k < m; k++) q[k * step] = q[k * step] + -c[k * cs]; }
+    }
+
+    /* the same into a new vector of length len: zeros elsewhere (0 + c, as zeros + c) */
+    static void dd_scatter_new(double* o, Py_ssize_t len, Py_ssize_t start,
+                               Py_ssize_t step, const double* c, Py_ssize_t cs,
+                               Py_ssize_t m, int neg) {
+        Py_ssize_t k;
+        if (step == 1) {
+            for (k = 0; k < start; k++) o[k] = 0.0;
+            for (k = start + m; k < len; k++) o[k] = 0.0;
+            if (cs == 1 && !neg) { for (k = 0; k < m; k++) o[start + k] = 0.0 + c[k]; }
+            else if (cs == 1) { for (k = 0; k < m; k++) o[start + k] = 0.0 + -c[k]; }
+            else {
+                double b = 0.0 + (neg ? -c[0] : c[0]);
+                for (k = 0; k < m; k++) o[start + k] = b;
+            }
+        } else {
+            for (k = 0; k < len; k++) o[k] = 0.0;
+            dd_scatter_add(o, start, step, c, cs, m, neg);
+        }
+    }
+
+    /* out[i] = gt if x > y, lt if x < y, else 0.5 (a tie or a NaN): the partials of
+       maximum and minimum, as their rules write them */
+    static DD_VECTORIZE void dd_tie(const double* x, Py_ssize_t xs, const double* y,
+                                    Py_ssize_t ys, double* out, Py_ssize_t n, double gt,
+                                    double lt) {
+        Py_ssize_t i;
+        if (xs && ys) {
+            for (i = 0; i < n; i++) out[i] = x[i] > y[i] ? gt : (x[i] < y[i] ? lt : 0.5);
+        } else if (xs) {
+            double b = y[0];
+            for (i = 0; i < n; i++) out[i] = x[i] > b ? gt : (x[i] < b ? lt : 0.5);
+        } else {
+            double a = x[0];
+            for (i = 0; i < n; i++) out[i] = a > y[i] ? gt : (a < y[i] ? lt : 0.5);
+        }
+    }
+
+    /* out = x (op) y, NumPy's IEEE result; strides are 1 (array) or 0 (a number) */
+    enum { DD_ADD = 1, DD_SUB = 2, DD_MUL = 3, DD_NEG = 4, DD_SQUARE = 5 };
+    #define DD_LOOP(expr) \\
+        if (xs && ys) { \\
+            for (i = 0; i < n; i++) { double a = x[i], b = y[i]; out[i] = expr; } \\
+        } else if (xs) { \\
+            double b = y[0]; for (i = 0; i < n; i++) { double a = x[i]; out[i] = expr; } \\
+        } else if (ys) { \\
+            double a = x[0]; for (i = 0; i < n; i++) { double b = y[i]; out[i] = expr; } \\
+        } else { double a = x[0], b = y[0]; for (i = 0; i < n; i++) out[i] = expr; }
+    #define DD_LOOP1(expr) \\
+        if (xs) { for (i = 0; i < n; i++) { double a = x[i]; out[i] = expr; } } \\
+        else { double a = x[0]; for (i = 0; i < n; i++) out[i] = expr; }
+    static void dd_arith(int op, const double* x, Py_ssize_t xs, const double* y,
+                         Py_ssize_t ys, double* out, Py_ssize_t n) {
+        Py_ssize_t i;
+        switch (op) {
+        case DD_ADD: { DD_LOOP(a + b) break; }
+        case DD_SUB: { DD_LOOP(a - b) break; }
+        case DD_MUL: { DD_LOOP(a * b) break; }
+        case DD_NEG: { DD_LOOP1(-a) break; }
+        default: { DD_LOOP1(a * a) break; }  /* DD_SQUARE */
+        }
+    }
+    """
+    void dd_axpy0(double* o, int acc, const double* d, double s, const double* c,
+                  Py_ssize_t cs, Py_ssize_t n) noexcept nogil
+    void dd_axpyc(double* o, int acc, double d, const double* c, Py_ssize_t cs,
+                  Py_ssize_t n) noexcept nogil
+    void dd_arith(int op, const double* x, Py_ssize_t xs, const double* y, Py_ssize_t ys,
+                  double* out, Py_ssize_t n) noexcept nogil
+    void dd_tie(const double* x, Py_ssize_t xs, const double* y, Py_ssize_t ys, double* out,
+                Py_ssize_t n, double gt, double lt) noexcept nogil
+    void dd_scatter_add(double* o, Py_ssize_t start, Py_ssize_t step, const double* c,
+                        Py_ssize_t cs, Py_ssize_t m, int neg) noexcept nogil
+    void dd_scatter_new(double* o, Py_ssize_t length, Py_ssize_t start, Py_ssize_t step,
+                        const double* c, Py_ssize_t cs, Py_ssize_t m,
+                        int neg) noexcept nogil
+    enum:
+        DD_ADD
+        DD_SUB
+        DD_MUL
+        DD_NEG
+        DD_SQUARE
+
+
+
+# ---------------------------------------------------------------------------------------
+# the backward sweep's array helpers
+#
+# Tape.backward keeps, per node, an adjoint object and flags.  Where the sweep allocated
+# an adjoint and nobody else holds it (F_OWN) it adds into it in place, and the last
+# reader of a cotangent may turn its buffer into a parent's adjoint.  Two shortcuts save
+# whole passes over big arrays: a parent's adjoint may be the cotangent negated
+# (F_NEG: ``a - b``, ``-a``; the next product flips its sign, exactly), and the
+# cotangent of np.sum(x) is one number broadcast (F_LAZY).  Products and sums are then
+# computed as NumPy would compute them from the plain adjoints: the same numbers.
+
+cdef enum:
+    F_OWN = 1    # an array this sweep allocated and nobody else holds: written in place
+    F_KEEP = 2   # a requested adjoint (``wrt``): never reused
+    F_LAZY = 4   # a read-only broadcast view of one number (np.sum's cotangent)
+    F_NEG = 8    # the array holds the adjoint negated
+    T_STEAL = 16  # (for a node's cotangent) the sweep may overwrite it: see _take
+
+
+cdef inline bint _plain_owned(object a, object shape):
+    return (type(a) is NDARRAY and cnp.PyArray_TYPE(<cnp.ndarray> a) == cnp.NPY_DOUBLE
+            and cnp.PyArray_ISWRITEABLE(<cnp.ndarray> a) and _has_shape(a, shape))
+
+
+cdef bint _has_shape(object a, object shape):
+    """ndarray ``a`` has the shape tuple ``shape``."""
+    cdef int k, nd = cnp.PyArray_NDIM(<cnp.ndarray> a)
+    if type(shape) is not tuple or len(<tuple> shape) != nd:
+        return False
+    cdef cnp.npy_intp* dims = cnp.PyArray_DIMS(<cnp.ndarray> a)
+    for k in range(nd):
+        if dims[k] != <Py_ssize_t> (<tuple> shape)[k]:
+            return False
+    return True
+
+
+cdef inline void _set(list aadj, unsigned char* fl, Py_ssize_t p, object value, int flags):
+    aadj[p] = value
+    fl[p] = (fl[p] & F_KEEP) | flags
+
+
+cdef object _take(Py_ssize_t i, list aadj, list abuf, unsigned char* fl, int* state):
+    """The accumulated adjoint of array node ``i`` for its VJP.  ``state``: F_LAZY and
+    F_NEG as stored, T_STEAL if nobody else holds it and it is not requested (the
+    sweep may overwrite it)."""
+    a = aadj[i]
+    b = abuf[i]
+    if b is None:
+        state[0] = fl[i] & (F_LAZY | F_NEG)
+        if a is not None and (fl[i] & (F_OWN | F_KEEP)) == F_OWN:
+            state[0] |= T_STEAL
+        return a
+    state[0] = 0 if fl[i] & F_KEEP else T_STEAL
+    if a is None:
+        return b
+    r = b - a if fl[i] & F_NEG else a + b  # (b - (-a) is b + a, exactly)
+    if type(r) is not NDARRAY:
+        state[0] = 0
+    return r
+
+
+cdef object _plain(object a, int state):
+    """A plain array for Python code: a negated adjoint negated back, a broadcast number
+    as a writeable array."""
+    if state & F_NEG:
+        return np.negative(a)
+    if state & F_LAZY:
+        return np.array(a)
+    return a
+
+
+cdef object _accumulate(list aadj, unsigned char* fl, Py_ssize_t p, object c, object shape):
+    """aadj[p] += c, in place when aadj[p] is this sweep's own plain array."""
+    if type(c) is Scatter:
+        _scatter(aadj, fl, p, (<Scatter> c).key, (<Scatter> c).cotangent, shape, 0)
+        return None
+    cur = aadj[p]
+    if cur is not None and fl[p] & F_NEG:
+        cur = np.negative(cur)
+        _set(aadj, fl, p, cur, F_OWN)
+    if cur is None:
+        _set(aadj, fl, p, c, 0)
+    elif fl[p] & F_OWN and type(c) is NDARRAY and _plain_owned(cur, shape) and \
+            cnp.PyArray_TYPE(<cnp.ndarray> c) == cnp.NPY_DOUBLE:
+        np.add(cur, c, out=cur)
+    else:
+        cur = cur + c
+        _set(aadj, fl, p, cur, F_OWN if type(cur) is NDARRAY else 0)
+    return None
+
+
+cdef int _scatter(list aadj, unsigned char* fl, Py_ssize_t p, object key, object cot,
+                  object shape, int state) except -1:
+    """aadj[p][key] += cot (the cotangent of a basic slice) in place, without a mostly
+    zero array of the full shape; ``state``: cot's F_LAZY and F_NEG."""
+    cdef Py_ssize_t start, stop, step, m, length
+    cdef int neg = (state & F_NEG) != 0
+    cur = aadj[p]
+    if cur is not None and fl[p] & F_NEG:
+        # a negated adjoint is made plain first (-(a + b) is not (-a) + (-b) when the
+        # sum is 0: the sign of that zero)
+        cur = np.negative(cur)
+        _set(aadj, fl, p, cur, F_OWN)
+    if type(cot) is NDARRAY and (cur is None or type(cur) is NDARRAY):
+        if type(key) is slice and len(shape) == 1 and \
+                cnp.PyArray_NDIM(<cnp.ndarray> cot) == 1 and \
+                cnp.PyArray_TYPE(<cnp.ndarray> cot) == cnp.NPY_DOUBLE and \
+                (state & F_LAZY or cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray> cot)):
+            # x[a:b:s] of a vector (x[1:], x[:-1]): one C loop
+            length = shape[0]
+            PySlice_Unpack(key, &start, &stop, &step)
+            m = PySlice_AdjustIndices(length, &start, &stop, step)
+            if m == cnp.PyArray_DIM(<cnp.ndarray> cot, 0):
+                if cur is None:
+                    cur = _filled(shape, 0.0, False)
+                    dd_scatter_new(_ptr(cur), length, start, step, _ptr(cot),
+                                   0 if state & F_LAZY else 1, m, neg)
+                    _set(aadj, fl, p, cur, F_OWN)
+                    return 0
+                if not fl[p] & F_OWN or not _c_f64(cur) or not _plain_owned(cur, shape):
+                    cur = np.array(cur, dtype=np.float64)
+                    _set(aadj, fl, p, cur, F_OWN)
+                dd_scatter_add(_ptr(cur), start, step, _ptr(cot),
+                               0 if state & F_LAZY else 1, m, neg)
+                return 0
+        if cur is None or not fl[p] & F_OWN or not _plain_owned(cur, shape):
+            cur = np.zeros(shape) if cur is None else np.array(cur, dtype=np.float64)
+            _set(aadj, fl, p, cur, F_OWN)
+        if neg:
+            cur[key] -= cot  # (o - c is o + (-c), exactly)
+        else:
+            cur[key] += cot
+        return 0
+    # traced cotangent: materialise the full-size cotangent (nests)
+    cot = _plain(cot, state)
+    full = np.zeros_like(cot, shape=shape)
+    full[key] = cot
+    _accumulate(aadj, fl, p, full, shape)
+    return 0
+
+
+cdef object _filled(object shape, double value, bint fill=True):
+    """A new float64 array of the given shape, every element ``value`` (if ``fill``)."""
+    cdef cnp.npy_intp dims[64]
+    cdef int k, nd = len(shape)
+    cdef Py_ssize_t i, n
+    if nd > 64:
+        return np.full(shape, value)
+    for k in range(nd):
+        dims[k] = shape[k]
+    out = cnp.PyArray_EMPTY(nd, dims, cnp.NPY_DOUBLE, 0)
+    cdef double* o = _ptr(out)
+    if fill:
+        n = cnp.PyArray_SIZE(<cnp.ndarray> out)
+        for i in range(n):
+            o[i] = value
+    return out
+
+
+cdef object _broadcast(double value, object shape):
+    """``value`` broadcast to ``shape``: a read-only view of one number (F_LAZY)."""
+    return np.broadcast_to(np.array(value), shape)
+
+
+cdef int _sweep_elem(_ElemVJP f, object cot, int state, Py_ssize_t p0, Py_ssize_t p1,
+                     list aadj, unsigned char* fl, list shapes, object shape) except -1:
+    """A fast elementwise node's VJP applied in place: each parent's adjoint gets the
+    cotangent times the partial, written into the parent's own buffer when the sweep
+    owns it, else into the cotangent's buffer when this node is its last reader."""
+    cdef Py_ssize_t n, cs
+    cdef int last
+    cdef const double* cp
+    if type(cot) is not NDARRAY or \
+            cnp.PyArray_TYPE(<cnp.ndarray> cot) != cnp.NPY_DOUBLE or \
+            not (state & F_LAZY or cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray> cot)) or \
+            not _has_shape(cot, shape):
+        # traced cotangents (nested levels) and unusual layouts: NumPy's products
+        cots = f(_plain(cot, state))
+        if p0 >= 0 and cots[0] is not None:
+            _accumulate(aadj, fl, p0, cots[0], shapes[p0])
+        if p1 >= 0 and cots[1] is not None:
+            _accumulate(aadj, fl, p1, cots[1], shapes[p1])
+        return 0
+    if state & T_STEAL and not cnp.PyArray_ISWRITEABLE(<cnp.ndarray> cot):
+        state &= ~T_STEAL
+    cp = _ptr(cot)
+    cs = 0 if state & F_LAZY else 1
+    n = cnp.PyArray_SIZE(<cnp.ndarray> cot)
+    if p0 >= 0:
+        if _contribute(aadj, fl, p0, f.d0, f.s0, cot, cp, cs, n, state, p1 < 0,
+                       shapes[p0]) == 0:
+            state &= ~T_STEAL
+    if p1 >= 0:
+        _contribute(aadj, fl, p1, f.d1, f.s1, cot, cp, cs, n, state, True, shapes[p1])
+    return 0
+
+
+cdef int _contribute(list aadj, unsigned char* fl, Py_ssize_t p, object d, double s,
+                     object cot, const double* cp, Py_ssize_t cs, Py_ssize_t n, int state,
+                     bint last, object pshape) except -1:
+    """aadj[p] += d * cot (``state``: cot's flags, see _take).  Returns 1 if cot is still
+    unshared and unchanged, else 0."""
+    cdef bint annihilate = type(d) is not float
+    cdef double dv = 0.0 if annihilate else <double> d
+    cdef const double* dp = _ptr(d) if annihilate else NULL
+    cdef bint steal = (state & T_STEAL) != 0 and last
+    cdef int acc = 1
+    if state & F_NEG:
+        # cot holds -adjoint: (-s d) (-c) = s d c and (-dv) (-c) = dv c exactly
+        s = -s
+        dv = -dv
+    cur = aadj[p]
+    if cur is None:
+        if state & F_LAZY and not annihilate:
+            # a number times a broadcast number: another broadcast number
+            if dv == 1.0:
+                _set(aadj, fl, p, cot, F_LAZY)
+                return 0
+            dd_axpyc(&dv, 0, dv, cp, 0, 1)
+            _set(aadj, fl, p, _broadcast(dv, pshape), F_LAZY)
+            return 1
+        if not annihilate and (dv == 1.0 or dv == -1.0) and not state & F_LAZY:
+            # the parent's adjoint is this cotangent, or it negated (add, subtract,
+            # negative): shared, or handed over if this was its last reader
+            _set(aadj, fl, p, cot, (F_OWN if steal else 0) | (F_NEG if dv == -1.0 else 0))
+            return 0
+        out = cot if steal else _empty_like(cot)
+        _axpy(_ptr(out), 0, annihilate, dp, s, dv, cp, cs, n)
+        _set(aadj, fl, p, out, F_OWN)
+        return 0 if steal else (state & T_STEAL) != 0
+    if fl[p] & F_OWN and _c_f64(cur) and _same_shape(cur, cot):
+        if fl[p] & F_NEG:
+            acc = 2  # the stored adjoint was negated: -o + p, and o is plain again
+            fl[p] &= ~F_NEG
+        _axpy(_ptr(cur), acc, annihilate, dp, s, dv, cp, cs, n)
+        return (state & T_STEAL) != 0
+    # a shared or broadcast adjoint, or a tracer: a new sum, as _accumulate
+    prod = cot if steal else _empty_like(cot)
+    _axpy(_ptr(prod), 0, annihilate, dp, s, dv, cp, cs, n)
+    _accumulate(aadj, fl, p, prod, pshape)
+    return 0 if steal else (state & T_STEAL) != 0
+
+
+cdef int _sweep_array(object info, object cot, int state, list aadj,
+                      unsigned char* fl, double* sadj, list shapes) except -1:
+    """An array node's VJP (slices and sums of all elements in place, others called)."""
+    cdef Py_ssize_t j, p
+    vjp, parents = info
+    if type(vjp) is _SliceVJP and type(cot) is NDARRAY:
+        p = parents[0]
+        _scatter(aadj, fl, p, (<_SliceVJP> vjp).key, cot, shapes[p], state)
+        return 0
+    cot = _plain(cot, state)
+    if type(vjp) is _SumAllVJP and (type(cot) is float or type(cot) is NP_FLOAT64 or (
+            type(cot) is NDARRAY and cnp.PyArray_NDIM(<cnp.ndarray> cot) == 0)):
+        p = parents[0]
+        shape = (<_SumAllVJP> vjp).shape
+        if aadj[p] is None and _shape_size(shape) >= LAZY_MIN:
+            # every element's cotangent is one number: a broadcast view, no buffer
+            _set(aadj, fl, p, _broadcast(float(cot), shape), F_LAZY)
+        elif aadj[p] is None:
+            _set(aadj, fl, p, _filled(shape, float(cot)), F_OWN)
+        else:
+            _accumulate(aadj, fl, p, _filled(shape, float(cot)), shapes[p])
+        return 0
+    cots = vjp(cot)
+    for j in range(len(parents)):
+        p = parents[j]
+        if p < 0 or cots[j] is None:
+            continue
+        if shapes[p] is None:
+            c = cots[j]
+            if _is_tracer(c):
+                aadj[p] = c if aadj[p] is None else aadj[p] + c
+            else:
+                sadj[p] += float(np.sum(c))
+        else:
+            _accumulate(aadj, fl, p, cots[j], shapes[p])
+    return 0
+
+
+cdef Py_ssize_t _shape_size(object shape):
+    cdef Py_ssize_t n = 1
+    for d in shape:
+        n *= <Py_ssize_t> d
+    return n
+
+
+cdef object _adjoint_of(Py_ssize_t i, list aadj, list abuf, double* sadj, list shapes,
+                        unsigned char* fl):
     """The accumulated adjoint of node i: generic part + element writes (+ scalar part)."""
     a = aadj[i]
     b = abuf[i]
@@ -520,8 +962,12 @@ cdef object _adjoint_of(Py_ssize_t i, list aadj, list abuf, double* sadj, list s
             return sadj[i] if sadj[i] != 0.0 else (None if a is None else a)
         return a + sadj[i]
     if b is not None:
-        return b if a is None else a + b
-    return a
+        if a is None:
+            return b
+        return b - a if fl[i] & F_NEG else a + b
+    if a is None:
+        return None
+    return _plain(a, fl[i])
 
 
 # ---------------------------------------------------------------------------------------
@@ -720,27 +1166,111 @@ def _elementwise(Tape tape, entry, tuple inputs):
 
 # ---------------------------------------------------------------------------------------
 # the fast elementwise path: plain contiguous float64 values of one shape (or scalars).
-# Values and partials come from one C pass over the rule's kernel, or -- when every
-# needed partial is a constant, an operand or the result -- values from NumPy's
-# vectorized loop and the partials used in place.  The node keeps the partial arrays;
-# its VJP is one multiplication per operand.
+# The node keeps the partials (a number, an operand's or the result's array, an operand
+# times a number, or an array computed from the rule) and the sweep applies them in C:
+# no Python call per node, and the cotangent is multiplied into the parent's adjoint in
+# place where the sweep owns it (issue 4: the tape's overhead on small and medium arrays).
+#
+# Values: add, subtract, multiply, negative and squares (x ** 2, np.square) are C loops,
+# bit for bit NumPy's (IEEE arithmetic).  Other rules: below VECTOR_MIN elements one C
+# pass over the rule's kernel gives the value and the partials; above it NumPy's
+# vectorized loops give the value and the table's partial expressions (x ** 2.0: 3.7 vs
+# ~1 ns per element), or the partial is a number, an operand or the result, used in place.
 
-# Above this many elements the value and non-trivial partials come from NumPy (see
-# _fast_elementwise); below it one C pass over the rule's kernel is cheaper.
-cdef Py_ssize_t VECTOR_MIN = 128
+# How a fast node has the partial of one operand (the rule table's ``kinds``).
+cdef enum:
+    PK_KERNEL = 0   # computed per element: the rule's C kernel or its NumPy expression
+    PK_CONST = 1    # a number
+    PK_X = 2        # the first operand
+    PK_Y = 3        # the second operand
+    PK_ANS = 4      # the result
+
+ctypedef struct _Info:
+    int nin             # 1 or 2; 0: not on the fast path
+    Py_ssize_t idx      # the rule's index in the kernel tables (U1 or B1...)
+    int kind[2]         # PK_* per operand
+    double cval[2]      # the number of a PK_CONST partial
+    int op              # DD_* when the value is one of dd_arith's loops, else 0
+    int power           # 1: np.power, 2: np.float_power (zero-base guard on d/dy)
+    int tie             # 1: np.maximum, -1: np.minimum (partials 1, 0 or 1/2: dd_tie)
+
+# one entry per rule, unary rules first; FAST_INDEX maps a ufunc to its entry
+cdef _Info INFO[N_UNARY + N_BINARY]
+cdef list INFO_ENTRY = [None] * (N_UNARY + N_BINARY)
+cdef list INFO_UFUNC = [None] * (N_UNARY + N_BINARY)
+cdef dict FAST_INDEX = {}
+
+
+cdef int _fill_info() except -1:
+    cdef Py_ssize_t code
+    cdef int j
+    kinds = {"kernel": PK_KERNEL, "const": PK_CONST, "x": PK_X, "y": PK_Y, "ans": PK_ANS}
+    arith = {"add": DD_ADD, "subtract": DD_SUB, "multiply": DD_MUL, "negative": DD_NEG,
+             "square": DD_SQUARE}
+    names = ([(1, i, name) for i, name in enumerate(unary_names())]
+             + [(2, i, name) for i, name in enumerate(binary_names())])
+    assert len(names) == N_UNARY + N_BINARY
+    for code, (nin, i, name) in enumerate(names):
+        ufunc = ufunc_of(name)
+        entry = ELEMENTWISE.get(ufunc)
+        INFO[code].nin = 0
+        for j in range(2):
+            INFO[code].kind[j] = PK_KERNEL
+            INFO[code].cval[j] = 0.0
+        if entry is None or entry.arity != nin:
+            continue
+        INFO[code].nin = nin
+        INFO[code].idx = i
+        for j in range(nin):
+            kind, c = entry.kinds[j]
+            INFO[code].kind[j] = kinds[kind]
+            INFO[code].cval[j] = float(c) if kind == "const" else 0.0
+        INFO[code].op = arith.get(name, 0)
+        INFO[code].power = 1 if ufunc is np.power else (2 if ufunc is np.float_power else 0)
+        INFO[code].tie = 1 if ufunc is np.maximum else (-1 if ufunc is np.minimum else 0)
+        INFO_ENTRY[code] = entry
+        INFO_UFUNC[code] = ufunc
+        FAST_INDEX[ufunc] = code
+    return 0
+
+
+_fill_info()
+# the operators' entries in INFO
+cdef Py_ssize_t C_ADD = FAST_INDEX[np.add]
+cdef Py_ssize_t C_SUB = FAST_INDEX[np.subtract]
+cdef Py_ssize_t C_MUL = FAST_INDEX[np.multiply]
+cdef Py_ssize_t C_DIV = FAST_INDEX[np.true_divide]
+cdef Py_ssize_t C_POW = FAST_INDEX[np.power]
+cdef Py_ssize_t C_NEG = FAST_INDEX[np.negative]
+cdef type NP_FLOAT64 = np.float64
 
 
 @cython.final
 cdef class _ElemVJP:
-    """VJP of a fast elementwise node: the cotangent times the stored partials."""
+    """VJP of a fast elementwise node: the cotangent times the stored partials.
+
+    A partial is None (a constant operand), a number, or ``s * d`` for a float64 array
+    ``d`` of the node's shape and a number ``s``: 1, or 2 for ``x ** 2``, whose partial
+    ``2 x`` the sweep computes on the fly instead of storing it.  The sweep applies them
+    in C (:meth:`Tape.backward`); this call is the same product for the diagnostics and
+    for traced cotangents.
+    """
     cdef object d0, d1
-    cdef bint careful
+    cdef double s0, s1
+    cdef int nin
 
     def __call__(self, cot):
-        return [_times(self.d0, cot, self.careful), _times(self.d1, cot, self.careful)]
+        return [_times(_partial(self.d0, self.s0), cot),
+                _times(_partial(self.d1, self.s1), cot)]
 
 
-cdef object _times(object d, object cot, bint careful):
+cdef inline object _partial(object d, double s):
+    if s == 1.0 or type(d) is not NDARRAY:
+        return d
+    return s * d  # NumPy's 2.0 * x: the numbers the sweep computes
+
+
+cdef object _times(object d, object cot):
     """d * cot where a zero on either side annihilates the other (0 * inf = 0)."""
     if d is None:
         return None
@@ -761,15 +1291,9 @@ cdef object _times(object d, object cot, bint careful):
 
 cdef object _mul0(object d, object c):
     """Elementwise d * c in C, with 0 * inf = 0 on either side."""
-    out = np.empty(c.shape)
-    cdef const double* pd = _ptr(d)
-    cdef const double* pc = _ptr(c)
-    cdef double* po = _ptr(out)
-    cdef Py_ssize_t i, n = cnp.PyArray_SIZE(<cnp.ndarray> c)
-    with nogil:
-        for i in range(n):
-            po[i] = 0.0 if (pd[i] == 0.0 or pc[i] == 0.0) else pd[i] * pc[i]
-        _clear_flags()
+    out = _empty_like(c)
+    _axpy(_ptr(out), 0, True, _ptr(d), 1.0, 0.0, _ptr(c), 1,
+          cnp.PyArray_SIZE(<cnp.ndarray> c))
     return out
 
 
@@ -782,20 +1306,56 @@ cdef inline double* _ptr(object a) noexcept:
     return <double*> cnp.PyArray_DATA(<cnp.ndarray> a)
 
 
-cdef bint _kernel_loop(int arity, Py_ssize_t idx, int which, const double* xv,
+cdef inline object _empty_like(object a):
+    """A new C-contiguous float64 array of a's shape."""
+    return cnp.PyArray_EMPTY(cnp.PyArray_NDIM(<cnp.ndarray> a),
+                             cnp.PyArray_DIMS(<cnp.ndarray> a), cnp.NPY_DOUBLE, 0)
+
+
+cdef inline bint _same_shape(object a, object b):
+    """Two ndarrays of one shape."""
+    cdef int k, nd = cnp.PyArray_NDIM(<cnp.ndarray> a)
+    if cnp.PyArray_NDIM(<cnp.ndarray> b) != nd:
+        return False
+    cdef cnp.npy_intp* da = cnp.PyArray_DIMS(<cnp.ndarray> a)
+    cdef cnp.npy_intp* db = cnp.PyArray_DIMS(<cnp.ndarray> b)
+    for k in range(nd):
+        if da[k] != db[k]:
+            return False
+    return True
+
+
+cdef void _axpy(double* o, int acc, bint annihilate, const double* dp, double s, double dv,
+                const double* cp, Py_ssize_t cs, Py_ssize_t n) noexcept:
+    """o (+)= partial * cotangent: an array partial s * dp[i] annihilates (0 * inf = 0), a
+    number dv multiplies as NumPy does; big arrays without the GIL."""
+    if n >= LAZY_MIN:
+        with nogil:
+            if annihilate:
+                dd_axpy0(o, acc, dp, s, cp, cs, n)
+            else:
+                dd_axpyc(o, acc, dv, cp, cs, n)
+            _clear_flags()
+    else:
+        if annihilate:
+            dd_axpy0(o, acc, dp, s, cp, cs, n)
+        else:
+            dd_axpyc(o, acc, dv, cp, cs, n)
+        _clear_flags()
+
+
+cdef void _kernel_loop(int arity, Py_ssize_t idx, int which, const double* xv,
                        Py_ssize_t xs, const double* yv, Py_ssize_t ys, double* ans,
                        double* d0, double* d1, Py_ssize_t n, bint powfix) noexcept nogil:
-    """ans and partials (d0 if which & 1, d1 if which & 2); True if all are finite."""
+    """ans and partials (d0 if which & 1, d1 if which & 2) in one pass over the kernel."""
     cdef double out[3]
     cdef Py_ssize_t i
-    cdef bint finite = True
     cdef binary_kernel bk
     if arity == 1:
         for i in range(n):
             U1[idx](xv[i * xs], out)
             ans[i] = out[0]
             d0[i] = out[1]
-            finite = finite and isfinite(out[1])
     else:
         bk = B1[idx] if which == 3 else (B1X[idx] if which == 1 else B1Y[idx])
         for i in range(n):
@@ -803,153 +1363,171 @@ cdef bint _kernel_loop(int arity, Py_ssize_t idx, int which, const double* xv,
             ans[i] = out[0]
             if which & 1:
                 d0[i] = out[1]
-                finite = finite and isfinite(out[1])
             if which & 2:
                 if powfix and out[0] == 0.0:
                     out[2] = 0.0  # zero base: d/dy x**y -> 0, not 0 * log(0)
                 d1[i] = out[2]
-                finite = finite and isfinite(out[2])
     _clear_flags()
-    return finite
 
 
-cdef bint _finite(object a):
-    cdef const uint64_t* b
-    cdef Py_ssize_t i, n
-    cdef uint64_t acc = 0
-    if type(a) is float:
-        return isfinite(<double> a)
-    b = <const uint64_t*> _ptr(a)
-    n = cnp.PyArray_SIZE(<cnp.ndarray> a)
-    with nogil:
-        for i in range(n):  # an all-ones exponent (inf, nan) carries into the top bit
-            acc |= (b[i] & 0x7ff0000000000000ULL) + 0x0010000000000000ULL
-    return (acc & 0x8000000000000000ULL) == 0
+cdef object _kind_partial(int kind, double c, object v0, object v1, object ans):
+    """A partial that needs no computing: a number, an operand or the result."""
+    if kind == PK_CONST:
+        return c
+    if kind == PK_X:
+        return v0
+    if kind == PK_Y:
+        return v1
+    return ans
 
 
-cdef object _fast_elementwise(Tape tape, object ufunc, tuple inputs):
-    """The fast path, or None when the operands do not qualify."""
-    cdef int nin = len(inputs), j, which = 0
-    cdef Py_ssize_t idx, n = 1
+cdef object _fast_elementwise(Tape tape, Py_ssize_t code, object x, object y):
+    """Rule ``INFO[code]`` on ``x`` (and ``y``) by the fast path, or None when the
+    operands do not qualify: RArrays of this tape and plain arrays (float64,
+    C-contiguous, all of one shape), Python or NumPy numbers; at least one traced."""
+    cdef _Info* u = &INFO[code]
+    cdef int nin = u.nin, j, which = 0, op = u.op
+    cdef Py_ssize_t n
     cdef const double* vp[2]
     cdef Py_ssize_t vs[2]
     cdef double cv[2]
     cdef Py_ssize_t nodes[2]
-    shape = None
-    vals = [None, None]
+    cdef object arr = None  # an array operand: the result has its shape
+    cdef object v0 = None, v1 = None  # the operands: arrays or Python floats
+    cdef object o, v
+    nodes[0] = nodes[1] = -1
+    vp[1] = NULL
+    vs[1] = 0
     for j in range(nin):
-        o = inputs[j]
-        nodes[j] = -1
+        o = x if j == 0 else y
         if type(o) is RArray:
-            if (<RArray> o).tape is not tape or not _c_f64((<RArray> o).value):
+            if (<RArray> o).tape is not tape:
                 return None
             v = (<RArray> o).value
+            if not _c_f64(v):
+                return None
             nodes[j] = (<RArray> o).node
-            which |= (1 << j)
-        elif type(o) is float or type(o) is int:
+            which |= 1 << j
+        elif type(o) is float or type(o) is int or type(o) is NP_FLOAT64:
             cv[j] = o
             vp[j] = &cv[j]
             vs[j] = 0
-            vals[j] = float(o)
+            if j == 0:
+                v0 = cv[0]
+            else:
+                v1 = cv[1]
             continue
         elif _c_f64(o):
             v = o
         else:
             return None
-        if shape is None:
-            shape = v.shape
-        elif v.shape != shape:
+        if arr is None:
+            arr = v
+        elif not _same_shape(arr, v):
             return None
-        vals[j] = v
         vp[j] = _ptr(v)
-        vs[j] = 1 if v.ndim > 0 else 0
-    if shape is None or which == 0:
+        vs[j] = 1 if cnp.PyArray_NDIM(<cnp.ndarray> v) > 0 else 0
+        if j == 0:
+            v0 = v
+        else:
+            v1 = v
+    if which == 0:
         return None
-    for d in shape:
-        n *= d
+    n = cnp.PyArray_SIZE(<cnp.ndarray> arr)
     if nin == 1:
-        idx = UNARY_INDEX[ufunc]
-    else:
-        idx = BINARY_INDEX[ufunc]
-    entry = ELEMENTWISE[ufunc]
-    kinds = entry.kinds
-    cdef bint powfix = ufunc in POWER_UFUNCS and (which & 2) != 0
-    cdef bint kernel = powfix
-    for j in range(nin):
-        if (which >> j) & 1 and kinds[j][0] == "kernel":
-            kernel = True
+        vp[1] = vp[0]
     cdef _ElemVJP f = _ElemVJP.__new__(_ElemVJP)
-    cdef bint finite
-    if kernel and n >= VECTOR_MIN:
+    f.nin = nin
+    f.s0 = f.s1 = 1.0
+    if u.power == 1 and which == 1 and vs[1] == 0 and vp[1][0] == 2.0:
+        op = DD_SQUARE  # x ** 2: the value x * x (pow's result exactly), the partial 2 x
+    cdef bint kernel = op != DD_SQUARE and (
+        (u.power and (which & 2) != 0)
+        or ((which & 1) and u.kind[0] == PK_KERNEL)
+        or ((which & 2) and u.kind[1] == PK_KERNEL))
+    if kernel:
+        op = 0
+    if op == DD_SQUARE:
+        ans = _empty_like(arr)
+        dd_arith(DD_SQUARE, vp[0], vs[0], vp[0], vs[0], _ptr(ans), n)
+        _clear_flags()  # (silent, as the rule's kernel: 1e300 ** 2 is inf)
+        f.d0 = v0
+        f.s0 = 2.0
+    elif op != 0:
+        # add, subtract, multiply, negative: partials are numbers or operands
+        ans = _empty_like(arr)
+        _clear_flags()
+        dd_arith(op, vp[0], vs[0], vp[1], vs[1], _ptr(ans), n)
+        if _raised():
+            # overflow or inf - inf: NumPy's own loop reports it as it would without
+            # dualad (same value)
+            _clear_flags()
+            ans = INFO_UFUNC[code](v0) if nin == 1 else INFO_UFUNC[code](v0, v1)
+        if which & 1:
+            f.d0 = _kind_partial(u.kind[0], u.cval[0], v0, v1, ans)
+        if which & 2:
+            f.d1 = _kind_partial(u.kind[1], u.cval[1], v0, v1, ans)
+    elif kernel and n >= VECTOR_MIN:
         # large arrays: NumPy's vectorized loops for the value and the table's partial
         # expressions beat one kernel call per element (x ** 2.0: 3.7 vs ~1 ns each)
+        entry = INFO_ENTRY[code]
+        ufunc = INFO_UFUNC[code]
         with np.errstate(all="ignore"):
-            ans = np.asarray(ufunc(*vals[:nin]), dtype=np.float64)
-            parts = []
-            for j in range(2):
-                if j >= nin or not (which >> j) & 1:
-                    parts.append(None)
+            ans = np.asarray(ufunc(v0) if nin == 1 else ufunc(v0, v1), dtype=np.float64)
+            for j in range(nin):
+                if not (which >> j) & 1:
                     continue
-                kind, c = kinds[j]
-                if kind == "const":
-                    d = float(c)
-                elif kind == "x":
-                    d = vals[0]
-                elif kind == "y":
-                    d = vals[1]
-                elif kind == "ans":
-                    d = ans
+                if u.kind[j] != PK_KERNEL:
+                    d = _kind_partial(u.kind[j], u.cval[j], v0, v1, ans)
+                elif u.tie != 0:
+                    # maximum, minimum (ReLU): one C pass instead of two nested wheres
+                    d = _empty_like(arr)
+                    dd_tie(vp[0], vs[0], vp[1], vs[1], _ptr(d), n,
+                           1.0 if (u.tie > 0) == (j == 0) else 0.0,
+                           0.0 if (u.tie > 0) == (j == 0) else 1.0)
+                    _clear_flags()  # (NaN compares)
                 else:
-                    d = entry.first[j](vals[0], vals[1] if nin > 1 else None, ans)
-                    if j == 1 and powfix:
+                    d = entry.first[j](v0, v1, ans)
+                    if j == 1 and u.power:
                         d = np.where(ans == 0.0, 0.0, d)  # zero base: no 0 * log(0)
-                    if type(d) is not NDARRAY or d.shape != shape:
-                        d = np.broadcast_to(d, shape)
+                    if type(d) is not NDARRAY or not _same_shape(d, arr):
+                        d = np.broadcast_to(d, arr.shape)
                     d = np.ascontiguousarray(d, dtype=np.float64)
-                if type(d) is not float and type(d) is not NDARRAY:
-                    d = float(d)
-                parts.append(d)
-        finite = _finite(parts[0]) if parts[0] is not None else True
-        if parts[1] is not None and not _finite(parts[1]):
-            finite = False
-        f.d0, f.d1, f.careful = parts[0], parts[1], not finite
+                if j == 0:
+                    f.d0 = d
+                else:
+                    f.d1 = d
     elif kernel:
-        ans = np.empty(shape)
-        d0 = np.empty(shape) if which & 1 else None
-        d1 = np.empty(shape) if which & 2 else None
-        finite = _kernel_loop(nin, idx, which, vp[0], vs[0], vp[1] if nin > 1 else vp[0],
-                              vs[1] if nin > 1 else 0, _ptr(ans),
-                              _ptr(d0) if d0 is not None else NULL,
-                              _ptr(d1) if d1 is not None else NULL, n, powfix)
-        f.d0, f.d1, f.careful = d0, d1, not finite
+        ans = _empty_like(arr)
+        d0 = _empty_like(arr) if which & 1 else None
+        d1 = _empty_like(arr) if which & 2 else None
+        _kernel_loop(nin, u.idx, which, vp[0], vs[0], vp[1], vs[1], _ptr(ans),
+                     _ptr(d0) if d0 is not None else NULL,
+                     _ptr(d1) if d1 is not None else NULL, n, u.power != 0)
+        f.d0, f.d1 = d0, d1
     else:
-        ans = ufunc(*vals[:nin])
+        # exp, sqrt (ans), ...: NumPy's loop for the value, the partials in place
+        ufunc = INFO_UFUNC[code]
+        ans = ufunc(v0) if nin == 1 else ufunc(v0, v1)
         if type(ans) is not NDARRAY:
             ans = np.asarray(ans, dtype=np.float64)
-        parts = []
-        finite = True
-        for j in range(2):
-            if j >= nin or not (which >> j) & 1:
-                parts.append(None)
-                continue
-            kind, c = kinds[j]
-            if kind == "const":
-                d = float(c)
-            elif kind == "x":
-                d = vals[0]
-            elif kind == "y":
-                d = vals[1]
-            else:
-                d = ans
-            if type(d) is not float and type(d) is not NDARRAY:
-                d = float(d)
-            if not _finite(d):
-                finite = False
-            parts.append(d)
-        f.d0, f.d1, f.careful = parts[0], parts[1], not finite
-    parents = [nodes[0]] if nin == 1 else [nodes[0], nodes[1]]
-    node = tape.array_node(tuple(shape), parents, f)
+        if which & 1:
+            f.d0 = _kind_partial(u.kind[0], u.cval[0], v0, v1, ans)
+        if which & 2:
+            f.d1 = _kind_partial(u.kind[1], u.cval[1], v0, v1, ans)
+    node = tape._push(K_EW, nodes[0], nodes[1], 0.0, 0.0, -1, f, arr.shape)
     return wrap(tape, ans, node)
+
+
+cdef inline object _fast_binop(RArray a, object o, Py_ssize_t code, bint reflected):
+    """``a (op) o`` (``o (op) a`` if reflected) by the fast path, or None.  Skipped
+    while diagnostics observe a tape: their path names the NumPy operation (see
+    __array_ufunc__)."""
+    if _unlikely(_observing):
+        return None
+    if reflected:
+        return _fast_elementwise(a.tape, code, o, a)
+    return _fast_elementwise(a.tape, code, a, o)
 
 
 cdef tuple _normalized(tuple inputs):
@@ -1008,14 +1586,19 @@ def stack_objects(seq):
 cpdef object generic_ufunc(object ufunc, tuple inputs, dict kwargs):
     """Apply a ufunc to operands among which there are reverse tracers."""
     cdef object r
-    if not kwargs and (ufunc in UNARY_INDEX or ufunc in BINARY_INDEX):
-        for o in inputs:
-            if type(o) is RArray:
-                if tag_of(inputs) == (<RArray> o).tape.tag:
-                    r = _fast_elementwise((<RArray> o).tape, ufunc, inputs)
-                    if r is not None:
-                        return r
-                break
+    cdef Py_ssize_t code
+    if not kwargs:
+        fast = FAST_INDEX.get(ufunc)
+        if fast is not None and len(inputs) == INFO[<Py_ssize_t> fast].nin:
+            code = fast
+            for o in inputs:
+                if type(o) is RArray:
+                    if tag_of(inputs) == (<RArray> o).tape.tag:
+                        r = _fast_elementwise((<RArray> o).tape, code, inputs[0],
+                                              inputs[1] if len(inputs) == 2 else None)
+                        if r is not None:
+                            return r
+                    break
     inputs = _normalized(inputs)
     cdef Py_ssize_t mytag = -1, t
     cdef Tape tape = None
@@ -1079,15 +1662,17 @@ cpdef object generic_ufunc_method(object ufunc, str method, tuple inputs, dict k
 
 cpdef object generic_array_function(object func, object types, object args, dict kwargs):
     """``__array_function__`` of reverse tracers: the reverse-mode registry."""
+    cdef RArray a
+    if func is _np_sum and not kwargs and len(args) == 1 and type(args[0]) is RArray and \
+            type((<RArray> args[0]).value) is NDARRAY:
+        # np.sum(x) of a plain array: no other tracer can be involved
+        a = <RArray> args[0]
+        value = np.asarray(_add_reduce(a.value, None))  # (ndarray.sum's loop)
+        return wrap(a.tape, value, a.tape._push(K_ARRAY, -1, -1, 0.0, 0.0, -1,
+                                                (_SumAllVJP(a.value.shape), [a.node]), ()))
     cdef Py_ssize_t mytag = tag_of(args)
     if _fwd.tag_of(args) > mytag or _fwd.tag_of(tuple(kwargs.values())) > mytag:
         return NotImplemented
-    cdef RArray a
-    if func is _np_sum and not kwargs and len(args) == 1 and type(args[0]) is RArray:
-        a = <RArray> args[0]
-        if type(a.value) is NDARRAY and a.tape.tag == mytag:
-            return record(a.tape, np.asarray(a.value.sum()), [a.node],
-                          _SumAllVJP(a.value.shape))
     impl = _registry.lookup(func, _MODE)
     return impl(*args, **kwargs)
 
@@ -1275,8 +1860,12 @@ cdef class RArray:
         return _registry.lookup(_getitem, _MODE)(self, key)
 
     cdef RArray _slice(self, object key):
-        return record(self.tape, self.value[key], [self.node],
-                      _SliceVJP(key, self.value.shape))
+        value = self.value[key]
+        if type(value) is not NDARRAY:
+            value = _value_array(value)  # (x[i, j] of a matrix: a NumPy scalar)
+        return wrap(self.tape, value, self.tape._push(
+            K_ARRAY, -1, -1, 0.0, 0.0, -1, (_SliceVJP(key, self.value.shape), [self.node]),
+            value.shape))
 
     def __setitem__(self, key, item):
         # a functional update: this object now names the result node
@@ -1306,9 +1895,15 @@ cdef class RArray:
         return generic_array_function(func, types, args, kwargs)
 
     def __add__(self, o):
+        r = _fast_binop(self, o, C_ADD, False)
+        if r is not None:
+            return r
         return np.add(self, o) if _binop_ok(o) else NotImplemented
 
     def __radd__(self, o):
+        r = _fast_binop(self, o, C_ADD, True)
+        if r is not None:
+            return r
         return np.add(o, self) if _binop_ok(o) else NotImplemented
 
     # In-place operators update this array (NumPy's ``a += b`` writes into ``a``);
@@ -1330,32 +1925,56 @@ cdef class RArray:
         return _nm.inplace(self, np.power, o) if _binop_ok(o) else NotImplemented
 
     def __sub__(self, o):
+        r = _fast_binop(self, o, C_SUB, False)
+        if r is not None:
+            return r
         return np.subtract(self, o) if _binop_ok(o) else NotImplemented
 
     def __rsub__(self, o):
+        r = _fast_binop(self, o, C_SUB, True)
+        if r is not None:
+            return r
         return np.subtract(o, self) if _binop_ok(o) else NotImplemented
 
     def __mul__(self, o):
+        r = _fast_binop(self, o, C_MUL, False)
+        if r is not None:
+            return r
         return np.multiply(self, o) if _binop_ok(o) else NotImplemented
 
     def __rmul__(self, o):
+        r = _fast_binop(self, o, C_MUL, True)
+        if r is not None:
+            return r
         return np.multiply(o, self) if _binop_ok(o) else NotImplemented
 
     def __truediv__(self, o):
+        r = _fast_binop(self, o, C_DIV, False)
+        if r is not None:
+            return r
         return np.true_divide(self, o) if _binop_ok(o) else NotImplemented
 
     def __rtruediv__(self, o):
+        r = _fast_binop(self, o, C_DIV, True)
+        if r is not None:
+            return r
         return np.true_divide(o, self) if _binop_ok(o) else NotImplemented
 
     def __pow__(self, o, mod):
-        if mod is not None or not _binop_ok(o):
+        if mod is not None:
             return NotImplemented
-        return np.power(self, o)
+        r = _fast_binop(self, o, C_POW, False)
+        if r is not None:
+            return r
+        return np.power(self, o) if _binop_ok(o) else NotImplemented
 
     def __rpow__(self, o, mod):
-        if mod is not None or not _binop_ok(o):
+        if mod is not None:
             return NotImplemented
-        return np.power(o, self)
+        r = _fast_binop(self, o, C_POW, True)
+        if r is not None:
+            return r
+        return np.power(o, self) if _binop_ok(o) else NotImplemented
 
     def __matmul__(self, o):
         return np.matmul(self, o) if _binop_ok(o) else NotImplemented
@@ -1376,6 +1995,10 @@ cdef class RArray:
         return np.floor_divide(o, self)
 
     def __neg__(self):
+        if not _observing:
+            r = _fast_elementwise(self.tape, C_NEG, self, None)
+            if r is not None:
+                return r
         return np.negative(self)
 
     def __pos__(self):
@@ -1563,6 +2186,11 @@ cdef inline void _clear_flags() noexcept nogil:
     cdef int flags = FE_INVALID | FE_DIVBYZERO | FE_OVERFLOW | FE_UNDERFLOW
     if fetestexcept(flags):
         feclearexcept(flags)
+
+
+cdef inline bint _raised() noexcept nogil:
+    # a flag NumPy reports by default (it ignores underflow)
+    return fetestexcept(FE_INVALID | FE_DIVBYZERO | FE_OVERFLOW) != 0
 
 
 cdef object _scalar_op(RScalar self, object other, Py_ssize_t idx, bint reflected):

@@ -427,9 +427,9 @@ class _Grad(_ModeTransform):
 
     def _run(self, mode, fun, x, args):
         if mode == "reverse":
-            value, pullback = reverse.vjp(fun, x, args)
+            value, g = reverse.value_and_grad(fun, x, args)
             _check_scalar(value)
-            return value, _float_out(pullback(1.0))
+            return value, _float_out(g)
         value, jac = forward.jacobian(fun, x, args, self.chunk)
         _check_scalar(value)
         return value, _float_out(jac)

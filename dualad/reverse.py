@@ -6,7 +6,9 @@ This module owns the reverse sweep's entry points: it turns an input into a trac
 value (:class:`dualad._tape.RArray`) on a fresh :class:`dualad._tape.Tape`, calls
 ``fun`` once, reads the output's value and node, and returns a pullback that sweeps the
 tape for any cotangent (several times on one recording if asked).  The public transforms
-in :mod:`dualad.api` are a few lines over :func:`vjp`.
+in :mod:`dualad.api` are a few lines over :func:`vjp` and :func:`value_and_grad` (the
+gradient of a scalar function: the same recording and sweep seeded with 1.0, without
+the pullback's checks of a general cotangent).
 
 Cost: one evaluation of ``fun`` that records, plus one sweep per cotangent, each a small
 constant times the evaluation, whatever the number of inputs.
@@ -22,9 +24,10 @@ from ._tags import new_tag
 from .forward import as_input
 from .rules import vjps as _vjps  # noqa: F401  (registers the reverse rules)
 
-__all__ = ["vjp", "jacobian"]
+__all__ = ["jacobian", "value_and_grad", "vjp"]
 
 _MODE = "reverse"
+_ONE = np.float64(1.0)  # the seed of a scalar output (what pullback(1.0) sweeps)
 
 
 def _seed(x, tape):
@@ -40,6 +43,8 @@ def _seed(x, tape):
 
 def _output(out, tape):
     """``(value, node)`` of fun's output on ``tape``: node -1 for a constant output."""
+    if type(out) is _tape.RArray and out.tape is tape and type(out.value) is np.ndarray:
+        return out.value.astype(np.float64, copy=False), out.node  # (the common case)
     if out is None:
         raise TypeError("the differentiated function returned None; it must return a "
                         "number or an array (is a `return` missing?)")
@@ -102,6 +107,71 @@ def vjp(fun, x, args=()):
     return value, pullback
 
 
+def value_and_grad(fun, x, args=()):
+    """``(fun(x, *args), gradient)`` of a scalar function: one recording, one sweep.
+
+    Parameters
+    ----------
+    fun : callable
+        ``fun(x, *args)`` written with NumPy.
+    x : array_like
+        The point (or a tracer of an enclosing differentiation).
+    args : tuple, optional
+        Extra arguments passed to ``fun`` unchanged.
+
+    Returns
+    -------
+    value : numpy.float64, ndarray or tracer
+        ``fun(x, *args)``: a NumPy float (a tracer when nested in another
+        differentiation; an array when it is not a scalar).
+    gradient : ndarray, tracer or None
+        The gradient, float64 of ``x``'s shape (a tracer when nested in another
+        differentiation); None when ``value`` is not a scalar, which the caller reports.
+
+    Notes
+    -----
+    The same numbers as ``value, pullback = vjp(fun, x, args); pullback(1.0)``, without
+    the pullback closure and its checks of a general cotangent.
+
+    Examples
+    --------
+    >>> from dualad import reverse
+    >>> value, g = reverse.value_and_grad(lambda x: np.sum(x ** 2), np.array([1.0, 2.0]))
+    >>> float(value), g
+    (5.0, array([2., 4.]))
+    """
+    x = as_input(x, _MODE)
+    tape = _tape.Tape(new_tag())
+    if type(x) is np.ndarray:
+        # x itself, not a copy (vjp copies: its pullback outlives the call): reverse mode
+        # never writes into a traced value (item assignment records a new one), and the
+        # tape is gone when this returns
+        if not x.flags.c_contiguous:
+            x = x.copy()  # (a strided view: the fast paths want contiguous values)
+        xnode = tape.leaf(tuple(x.shape))
+        rx = _tape.wrap(tape, x, xnode)
+    else:
+        rx, xnode = _seed(x, tape)
+    value, onode = _output(fun(rx, *args), tape)
+    shape = getattr(value, "shape", None)
+    if (np.shape(value) if shape is None else tuple(shape)) != ():
+        return value, None
+    if type(value) is np.ndarray:
+        value = value[()]  # a NumPy float (never a view of x: fun may return x itself)
+    if onode < 0:
+        return value, np.zeros(tuple(x.shape))
+    (g,) = tape.backward(onode, _ONE, [xnode])
+    if g is None:
+        return value, np.zeros(tuple(x.shape))
+    if np.isscalar(g):
+        g = np.full(tuple(x.shape), g)
+    g = _plain_out(g)
+    if type(g) is np.ndarray and (g is x or g.base is not None
+                                  and np.may_share_memory(g, x)):
+        g = g.copy()  # (no rule returns its input as a cotangent; make sure of it)
+    return value, g
+
+
 def jacobian(fun, x, args=()):
     """``(value, J)`` from one recording and one sweep per output element."""
     value, pullback = vjp(fun, x, args)
@@ -116,5 +186,5 @@ def jacobian(fun, x, args=()):
         rows.append(pullback(e.reshape(out_shape)))
     if not rows:
         return value, np.zeros(out_shape + x_shape)
-    jac = np.stack(rows) if type(rows[0]) is np.ndarray else np.stack(rows)
+    jac = np.stack(rows)
     return value, np.reshape(jac, out_shape + x_shape)
