@@ -32,9 +32,6 @@ from libc.math cimport isfinite
 from libc.stdlib cimport malloc, free
 from libc.stdint cimport uint64_t
 
-cdef uint64_t EXPONENT_MASK = 0x7ff0000000000000ULL
-cdef uint64_t EXPONENT_ONE = 0x0010000000000000ULL
-cdef uint64_t TOP_BIT = 0x8000000000000000ULL
 
 import numpy as np
 
@@ -373,14 +370,23 @@ cdef inline bint _trivial(Partial* desc, bint x_traced, bint y_traced) noexcept:
 
 cdef inline bint _any_nonfinite(const double* p, Py_ssize_t n) noexcept nogil:
     """Whether some p[i] is inf or nan: an all-ones exponent.  An integer OR-reduction
-    vectorizes, where a floating-point sum may not be reordered (one add per cycle)."""
+    vectorizes, where a floating-point sum may not be reordered (one add per cycle);
+    four independent accumulators keep the OR chain from serialising the loop (one
+    accumulator made this scan ~70% of a 4-lane, 1000-element product)."""
     cdef const uint64_t* b = <const uint64_t*> p
-    cdef uint64_t acc = 0
-    cdef Py_ssize_t i
-    for i in range(n):
-        # adding one to an all-ones exponent carries into the top bit; nothing else does
-        acc |= (b[i] & EXPONENT_MASK) + EXPONENT_ONE
-    return (acc & TOP_BIT) != 0
+    cdef uint64_t a0 = 0, a1 = 0, a2 = 0, a3 = 0
+    cdef Py_ssize_t i = 0
+    # adding one to an all-ones exponent carries into the top bit; nothing else does
+    while i + 4 <= n:
+        a0 |= (b[i] & 0x7ff0000000000000ULL) + 0x0010000000000000ULL
+        a1 |= (b[i + 1] & 0x7ff0000000000000ULL) + 0x0010000000000000ULL
+        a2 |= (b[i + 2] & 0x7ff0000000000000ULL) + 0x0010000000000000ULL
+        a3 |= (b[i + 3] & 0x7ff0000000000000ULL) + 0x0010000000000000ULL
+        i += 4
+    while i < n:
+        a0 |= (b[i] & 0x7ff0000000000000ULL) + 0x0010000000000000ULL
+        i += 1
+    return ((a0 | a1 | a2 | a3) & 0x8000000000000000ULL) != 0
 
 
 cdef bint _all_finite(const double* d, Py_ssize_t ds, Py_ssize_t n) noexcept nogil:

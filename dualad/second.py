@@ -53,10 +53,10 @@ class _InnerGrad:
 
     def __call__(self, x, *args):
         if self.mode == "reverse":
-            value, pullback = reverse.vjp(self.fun, x, args)
+            value, g = reverse.value_and_grad(self.fun, x, args)
             _scalar_output(value, self.kind)
             self.value = value
-            return pullback(1.0)
+            return g
         value, jac = forward.jacobian(self.fun, x, args)
         _scalar_output(value, self.kind)
         self.value = value
