@@ -40,8 +40,9 @@ from dualad import _ndarray_methods as _nm
 from dualad.rules._elementwise import ufunc_of
 
 from dualad._scalar cimport Dual, HyperDual, _new_dual
-from dualad._kernels cimport (unary_kernel, binary_kernel, fill_tables, unary_names,
-                              binary_names, N_UNARY, N_BINARY)
+from dualad._kernels cimport (unary_kernel, binary_kernel, unary_loop, fill_tables,
+                              fill_loop_tables, unary_names, binary_names, N_UNARY,
+                              N_BINARY)
 from dualad._errors import float_conversion, complex_input, object_input, \
     unsupported_function, tracer_index, MixedTracerError, MIXED_HYPERDUAL, NoRuleError
 from dualad.rules import registry as _registry
@@ -64,6 +65,8 @@ cdef binary_kernel B2[N_BINARY]
 cdef binary_kernel B1X[N_BINARY]
 cdef binary_kernel B1Y[N_BINARY]
 fill_tables(U1, U2, B1, B2, B1X, B1Y)
+cdef unary_loop L1[N_UNARY]
+fill_loop_tables(L1)
 
 cdef dict UNARY_INDEX = {ufunc_of(n): i for i, n in enumerate(unary_names())}
 cdef dict BINARY_INDEX = {ufunc_of(n): i for i, n in enumerate(binary_names())}
@@ -147,20 +150,16 @@ cdef bint _maybe_nan(const double* p, Py_ssize_t n) noexcept nogil:
     return _any_nonfinite(p, n)
 
 
-cdef int _loop_unary(unary_kernel kern, const double* v, const double* t, Py_ssize_t tls,
+cdef int _loop_unary(unary_loop loop, const double* v, const double* t, Py_ssize_t tls,
                      double* ov, double* ot, Py_ssize_t n, Py_ssize_t k) noexcept nogil:
-    """Phase 1: values and partials (one kernel call per element); phase 2: lanes."""
-    cdef double out[2]
-    cdef Py_ssize_t i, l
-    cdef bint careful = False
+    """Phase 1: values and partials (the rule's loop, its kernel inlined); phase 2:
+    lanes."""
+    cdef Py_ssize_t l
     cdef double* d = <double*> malloc(max(n, 1) * sizeof(double))
     if d == NULL:
         return -1
-    for i in range(n):
-        kern(v[i], out)
-        ov[i] = out[0]
-        d[i] = out[1]
-        careful = careful or not isfinite(out[1])
+    loop(v, ov, d, n)
+    cdef bint careful = _any_nonfinite(d, n)
     for l in range(k):
         _lane_axpy(ot + l * n, d, 1, t + l * tls, 1, n, True, careful)
     if not careful and _maybe_nan(ot, k * n):
@@ -313,11 +312,12 @@ cdef inline object _value_of(object o):
     return o
 
 
-cdef inline object _operand_shape(object o):
+cdef inline object _operand_array(object o):
+    """The value array of a classified array operand (DualArray or ndarray), else None."""
     if type(o) is DualArray:
-        return (<DualArray> o).value.shape
+        return (<DualArray> o).value
     if type(o) is NDARRAY:
-        return o.shape
+        return o
     return None
 
 
@@ -405,6 +405,10 @@ cdef int _lanes_from_partials(const double** dp, Py_ssize_t* dst, Operand* ox,
         careful = not _all_finite(dp[0], dst[0], n)
     if oy.t != NULL:
         careful = careful or not _all_finite(dp[1], dst[1], n)
+    # With finite partials a product can only meet inf * 0 through a non-finite tangent.
+    # Tangents that are one number per lane (Duals, 0-d arrays: ``p[0] * t``) are checked
+    # directly; otherwise the result is scanned after the fact.
+    cdef bint scan = not (_lane_scalars_finite(ox, k) and _lane_scalars_finite(oy, k))
     while True:
         for l in range(k):
             if ox.t != NULL:
@@ -416,20 +420,63 @@ cdef int _lanes_from_partials(const double** dp, Py_ssize_t* dst, Operand* ox,
             else:
                 _lane_axpy(ot + l * n, dp[1], dst[1], oy.t + l * oy.tls, oy.vs, n, True,
                            careful)
-        if careful or not _maybe_nan(ot, k * n):
+        if careful or not scan or not _maybe_nan(ot, k * n):
             return 0
         careful = True  # an infinite tangent met a zero partial somewhere: redo carefully
 
 
+cdef inline bint _lane_scalars_finite(Operand* op, Py_ssize_t k) noexcept nogil:
+    """Whether ``op``'s tangent is known finite without a scan: no tangent, or one finite
+    number per lane (``vs == 0``); False for array tangents (not examined here)."""
+    cdef Py_ssize_t l
+    if op.t == NULL:
+        return True
+    if op.vs != 0:
+        return False
+    for l in range(k):
+        if not isfinite(op.t[l * op.tls]):
+            return False
+    return True
+
+
+cdef inline bint _same_shape(cnp.ndarray a, cnp.ndarray b) noexcept:
+    cdef int i, nd = cnp.PyArray_NDIM(a)
+    if cnp.PyArray_NDIM(b) != nd:
+        return False
+    for i in range(nd):
+        if cnp.PyArray_DIMS(a)[i] != cnp.PyArray_DIMS(b)[i]:
+            return False
+    return True
+
+
+cdef inline cnp.ndarray _empty_like(cnp.ndarray like):
+    """A new C-contiguous float64 array of ``like``'s shape, without Python calls."""
+    return cnp.PyArray_EMPTY(cnp.PyArray_NDIM(like), cnp.PyArray_DIMS(like),
+                             cnp.NPY_DOUBLE, 0)
+
+
+cdef cnp.ndarray _empty_lanes(Py_ssize_t k, cnp.ndarray like):
+    """A new C-contiguous float64 array of shape ``(k,) + like.shape`` (tangent lanes)."""
+    cdef cnp.npy_intp dims[65]  # NumPy 2 allows 64 dimensions, lanes included
+    cdef int i, nd = cnp.PyArray_NDIM(like)
+    if nd > 63:
+        return np.empty((k,) + (<object> like).shape)  # lets NumPy raise its error
+    dims[0] = k
+    for i in range(nd):
+        dims[i + 1] = cnp.PyArray_DIMS(like)[i]
+    return cnp.PyArray_EMPTY(nd + 1, dims, cnp.NPY_DOUBLE, 0)
+
+
 cdef object _vector_path(object ufunc, Partial* desc, Operand* ox, Operand* oy,
-                         tuple vals, object shape, Py_ssize_t k, Py_ssize_t tag,
+                         tuple vals, cnp.ndarray base, Py_ssize_t k, Py_ssize_t tag,
                          bint powfix):
     """Values and non-trivial partials from NumPy's vectorized loops; lanes in C.
 
     A partial that is a constant, an operand or the result (``desc``) is used in place.
+    ``base`` is an operand value of the result's shape.
     """
     ans = ufunc(*vals)
-    if type(ans) is not NDARRAY or not _c_f64(ans) or ans.shape != shape:
+    if type(ans) is not NDARRAY or not _c_f64(ans) or not _same_shape(ans, base):
         return None
     cdef Py_ssize_t n = cnp.PyArray_SIZE(<cnp.ndarray> ans)
     cdef const double* dp[2]
@@ -438,12 +485,15 @@ cdef object _vector_path(object ufunc, Partial* desc, Operand* ox, Operand* oy,
     cdef int j
     ops[0] = ox
     ops[1] = oy
-    keep = []
-    entry = ELEMENTWISE[ufunc]
+    keep = None
     for j in range(2):
         if ops[j].t == NULL:
             continue
         if desc[j].kind == P_KERNEL or (j == 1 and powfix):
+            entry = ELEMENTWISE[ufunc]
+            shape = (<object> base).shape
+            if keep is None:
+                keep = []
             with np.errstate(all="ignore"):
                 d = entry.first[j](vals[0], vals[1] if len(vals) > 1 else None, ans)
                 if j == 1 and powfix:
@@ -466,7 +516,7 @@ cdef object _vector_path(object ufunc, Partial* desc, Operand* ox, Operand* oy,
         else:
             dp[j] = _ptr(ans)
             dst[j] = 1
-    cdef cnp.ndarray ot = np.empty((k,) + shape)
+    cdef cnp.ndarray ot = _empty_lanes(k, ans)
     cdef double* pot = _ptr(ot)
     with nogil:
         _lanes_from_partials(dp, dst, ox, oy, pot, n, k)
@@ -489,18 +539,18 @@ cdef object _fast_unary(DualArray a, Py_ssize_t idx):
         _classify(a, &op)
         _classify(0.0, &dummy)
         r = _vector_path(UNARY_UFUNCS[idx], PARTIALS_U[idx], &op, &dummy,
-                         (a.value,), a.value.shape, k, a.tag, False)
+                         (a.value,), v, k, a.tag, False)
         if r is not None:
             return r
-    cdef cnp.ndarray ov = np.empty_like(v)
-    cdef cnp.ndarray ot = np.empty((k,) + a.value.shape)
+    cdef cnp.ndarray ov = _empty_like(v)
+    cdef cnp.ndarray ot = _empty_lanes(k, v)
     cdef const double* pv = _ptr(v)
     cdef const double* pt = _ptr(a.tangent)
     cdef double* pov = _ptr(ov)
     cdef double* pot = _ptr(ot)
     cdef int status
     with nogil:
-        status = _loop_unary(U1[idx], pv, pt, tls, pov, pot, n, k)
+        status = _loop_unary(L1[idx], pv, pt, tls, pov, pot, n, k)
         _clear_fp_flags()
     if status < 0:
         raise MemoryError()
@@ -521,41 +571,38 @@ cdef object _fast_binary(object x, object y, Py_ssize_t idx, bint powfix):
     cdef int cy = _classify(y, &oy)
     if cy < 0:
         return None
-    cdef object sx = _operand_shape(x)
-    cdef object sy = _operand_shape(y)
     if ox.t == NULL and oy.t == NULL:
         return None
     if ox.t != NULL and oy.t != NULL and (ox.tag != oy.tag or ox.k != oy.k):
         return None
-    if cx == 0 and cy == 0:
-        if sx is None and sy is None:
-            return None  # two scalars: the Dual arithmetic handles it
-        shape = sx if sx is not None else sy
-        if sx is not None and sy is not None and sx != sy:
+    # the array operands' values (None for Duals and numbers); the result takes the
+    # shape of one of them, ``base``: equal shapes, or an array and a 0-d one
+    cdef object ax = _operand_array(x)
+    cdef object ay = _operand_array(y)
+    cdef cnp.ndarray base
+    if ax is None and ay is None:
+        return None  # two scalars: the Dual arithmetic handles it
+    if ax is not None and ay is not None:
+        if _same_shape(ax, ay) or cnp.PyArray_NDIM(<cnp.ndarray> ay) == 0:
+            base = ax
+        elif cnp.PyArray_NDIM(<cnp.ndarray> ax) == 0:
+            base = ay
+        else:
             return None
-    elif cx == 1 and cy == 1:
-        if sx != sy:
-            return None
-        shape = sx
     else:
-        shape = sx if cx == 1 else sy
-        other = sy if cx == 1 else sx
-        if other is not None and other != ():
-            return None
+        base = ax if ax is not None else ay
     cdef Py_ssize_t k = ox.k if ox.t != NULL else oy.k
     cdef Py_ssize_t tag = ox.tag if ox.t != NULL else oy.tag
-    cdef Py_ssize_t n = 1
+    cdef Py_ssize_t n = cnp.PyArray_SIZE(base)
     cdef object r
-    for s_ in shape:
-        n *= s_
     if n >= VECTOR_MIN and _trivial(PARTIALS_B[idx], ox.t != NULL, oy.t != NULL) \
             and not powfix:
         r = _vector_path(BINARY_UFUNCS[idx], PARTIALS_B[idx], &ox, &oy,
-                         (_value_of(x), _value_of(y)), shape, k, tag, powfix)
+                         (_value_of(x), _value_of(y)), base, k, tag, powfix)
         if r is not None:
             return r
-    cdef cnp.ndarray ov = np.empty(shape)
-    cdef cnp.ndarray ot = np.empty((k,) + shape)
+    cdef cnp.ndarray ov = _empty_like(base)
+    cdef cnp.ndarray ot = _empty_lanes(k, base)
     cdef double* pov = _ptr(ov)
     cdef double* pot = _ptr(ot)
     cdef binary_kernel kern = B1[idx] if (ox.t != NULL and oy.t != NULL) else (

@@ -136,13 +136,15 @@ cdef inline bint _is_pow(Py_ssize_t idx) noexcept nogil:
 
 # The generic path lives in dualad._array; imported lazily (it cimports this module).
 cdef object _arraymod = None
+cdef object _DualArray = None   # dualad._array.DualArray, once that module is loaded
 
 
 cdef object _am():
-    global _arraymod
+    global _arraymod, _DualArray
     if _arraymod is None:
         import dualad._array as m
         _arraymod = m
+        _DualArray = m.DualArray
     return _arraymod
 
 
@@ -266,7 +268,7 @@ cdef object _dual_op(Dual a, object other, Py_ssize_t idx, bint reflected):
     elif type(other) is float or type(other) is int:
         c = other
         return _dual_cd(c, a, idx) if reflected else _dual_dc(a, c, idx)
-    if type(other) is NDARRAY:
+    if type(other) is NDARRAY or (type(other) is _DualArray and _DualArray is not None):
         r = _am().fast_binary(other, a, idx, _is_pow(idx)) if reflected else \
             _am().fast_binary(a, other, idx, _is_pow(idx))
         if r is not None:

@@ -664,6 +664,24 @@ def test_zero_tangent_annihilates_infinite_partial():
     assert_array_equal(g, [0.0, -1.0], err_msg="sqrt(x**2)")
 
 
+@pytest.mark.parametrize("n", [5, 300], ids=["loop", "vector"])
+@pytest.mark.parametrize("reflected", [False, True], ids=["dual*t", "t*dual"])
+def test_dual_times_array_lanes_follow_the_product_rule(n, reflected, rng):
+    # Dual x array takes a shortcut that skips the non-finite scan when the Dual's
+    # partials are finite; with an infinite partial the zero entries of t annihilate it
+    t = rng.standard_normal(n)
+    t[::3] = 0.0
+    for partials in ([0.5, -2.0, 0.0], [np.inf, 1.0, -np.inf]):
+        d = Dual(1.5, partials, tag=dualad._tags.new_tag())
+        r = t * d if reflected else d * t
+        assert type(r) is DualArray
+        assert_array_equal(r.value, 1.5 * t)
+        for lane, p in enumerate(partials):
+            with np.errstate(invalid="ignore"):  # (the reference's own inf * 0)
+                expected = np.where(t == 0.0, 0.0, p * t) if np.isinf(p) else p * t
+            assert_array_equal(r.tangent[lane], expected, err_msg=f"lane {lane}, {p}")
+
+
 # -- awkward inputs -----------------------------------------------------------------------
 
 def _f_awkward(z):

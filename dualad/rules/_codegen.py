@@ -123,6 +123,8 @@ from scipy.special cimport cython_special as _sc
 
 ctypedef void (*unary_kernel)(double x, double* out) noexcept nogil
 ctypedef void (*binary_kernel)(double x, double y, double* out) noexcept nogil
+ctypedef void (*unary_loop)(const double* v, double* ans, double* d,
+                            Py_ssize_t n) noexcept nogil
 
 
 @cython.cdivision(True)
@@ -308,6 +310,17 @@ cdef inline void rule2_{n}(double x, double* out) noexcept nogil:
     out[0] = ans
     out[1] = {dx}
     out[2] = {dxx}
+
+
+cdef inline void loop_{n}(const double* v, double* ans, double* d,
+                          Py_ssize_t n) noexcept nogil:
+    # the kernel inlined into a loop over contiguous values: no call per element
+    cdef double out[2]
+    cdef Py_ssize_t i
+    for i in range(n):
+        rule_{n}(v[i], out)
+        ans[i] = out[0]
+        d[i] = out[1]
 '''
 
 
@@ -357,8 +370,9 @@ def render_kernels(rules=RULES):
 
     Besides one pair of kernels per rule it defines ``N_UNARY``/``N_BINARY``, the
     tuples ``UNARY_NAMES``/``BINARY_NAMES`` (kernel index -> ufunc name, through
-    ``unary_names()``/``binary_names()``) and ``fill_tables`` which stores the kernels'
-    addresses in caller-owned arrays.
+    ``unary_names()``/``binary_names()``), ``fill_tables`` which stores the kernels'
+    addresses in caller-owned arrays, and ``fill_loop_tables`` for the unary loops
+    (``loop_<name>``: the first-order kernel inlined into a loop over an array).
     """
     unary = [r for r in rules if r.arity == 1]
     binary = [r for r in rules if r.arity == 2]
@@ -384,5 +398,9 @@ def render_kernels(rules=RULES):
         fill.append(f"    b2[{i}] = rule2_{r.name}")
         fill.append(f"    b1x[{i}] = rule_{r.name}_dx")
         fill.append(f"    b1y[{i}] = rule_{r.name}_dy")
+    fill += ["", ""]
+    fill.append("cdef inline void fill_loop_tables(unary_loop* l1) noexcept:")
+    for i, r in enumerate(unary):
+        fill.append(f"    l1[{i}] = loop_{r.name}")
     parts.append("\n".join(fill) + "\n")
     return "".join(parts)
