@@ -1261,6 +1261,8 @@ class _Model:
 
     def __call__(self, p, xdata):
         out = self.f(xdata, *[p[i] for i in range(self.n)])
+        if getattr(out, "ndim", None) == 1:
+            return out  # already a vector (the usual model): no reshape to record
         return np.reshape(out, (-1,))
 
 
