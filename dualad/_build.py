@@ -18,7 +18,7 @@ import sys
 
 __all__ = ["check_build", "EXTENSIONS"]
 
-EXTENSIONS = ("_scalar", "_array", "_tape")
+EXTENSIONS = ("_scalar", "_array", "_tape", "_memory")
 
 
 def _has_extensions(folder):

@@ -26,7 +26,7 @@ import math
 
 import numpy as np
 
-from . import _selector, forward, pytree, reverse, second
+from . import _memory, _selector, forward, pytree, reverse, second
 from .diagnostics import find_nonfinite
 from ._array import DualArray, is_tracer
 from ._errors import MixedTracerError
@@ -115,7 +115,15 @@ class _ModeTransform(_Transform):
         return x if is_tracer(x) else forward.as_input(x)
 
     def _dispatch(self, x, args, m, run):
-        """``run(mode) -> (result, m)`` in the forced or the selected mode."""
+        """``run(mode) -> (result, m)`` in the forced or the selected mode, with the
+        large temporaries of the call served by the caching allocator."""
+        previous = _memory.cache_on()
+        try:
+            return self._dispatch_mode(x, args, m, run)
+        finally:
+            _memory.cache_off(previous)
+
+    def _dispatch_mode(self, x, args, m, run):
         if self._selector is None:
             self.last_mode = self.mode
             return run(self.mode)[0]
@@ -315,7 +323,11 @@ def jvp(fun, x, v, *args):
     >>> value, tangent
     (array([1., 4.]), array([2., 2.]))
     """
-    value, tangent = forward.jvp(fun, x, v, args)
+    previous = _memory.cache_on()
+    try:
+        value, tangent = forward.jvp(fun, x, v, args)
+    finally:
+        _memory.cache_off(previous)
     return _float_out(value), _float_out(tangent)
 
 
@@ -649,7 +661,11 @@ def vjp(fun, x, *args):
     >>> pullback(np.array([1.0, 0.0, 1.0]))
     array([2., 0., 6.])
     """
-    value, pullback = reverse.vjp(fun, x, args)
+    previous = _memory.cache_on()
+    try:
+        value, pullback = reverse.vjp(fun, x, args)
+    finally:
+        _memory.cache_off(previous)
     return _float_out(value), lambda cotangent: _float_out(pullback(cotangent))
 
 

@@ -41,7 +41,7 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.linalg import LinearOperator
 
-from . import forward, reverse
+from . import _memory, forward, reverse
 from ._array import is_tracer
 from .rules import registry as _registry
 
@@ -1852,13 +1852,17 @@ class SparseJacobian:
                              "dualad.sparse.SparseJacobianTransform, one per shape)")
         m, n = self.shape
         blocks, value, passes = [], None, 0
-        for start in range(0, self.ncolors, self.chunk):
-            # a copy: the sweep owns its tangents (item assignment in fun writes there)
-            seeds = self._seeds[start:start + self.chunk].copy()
-            value, tangent = forward.push(self.fun, x, seeds, args)
-            passes += 1
-            tangent = np.asarray(tangent, dtype=np.float64)
-            blocks.append(tangent.reshape(tangent.shape[0], -1))
+        previous = _memory.cache_on()  # the sweeps' large temporaries: see dualad._memory
+        try:
+            for start in range(0, self.ncolors, self.chunk):
+                # a copy: the sweep owns its tangents (item assignment in fun writes there)
+                seeds = self._seeds[start:start + self.chunk].copy()
+                value, tangent = forward.push(self.fun, x, seeds, args)
+                passes += 1
+                tangent = np.asarray(tangent, dtype=np.float64)
+                blocks.append(tangent.reshape(tangent.shape[0], -1))
+        finally:
+            _memory.cache_off(previous)
         if passes == 0:
             value, tangent = forward.push(self.fun, x, np.zeros((0,) + self.x_shape), args)
             passes = 1
