@@ -145,6 +145,36 @@ cdef void _lane_axpy(double* o, const double* d, Py_ssize_t ds, const double* t,
                 o[i] = o[i] + c
 
 
+cdef bint _lane_axpy2(double* o, const double* d0, Py_ssize_t ds0, const double* t0,
+                     Py_ssize_t ts0, const double* d1, Py_ssize_t ds1, const double* t1,
+                     Py_ssize_t ts1, Py_ssize_t n) noexcept nogil:
+    """o[i] = d0[i*ds0] * t0[i*ts0] + d1[i*ds1] * t1[i*ts1] in one pass (plain products)
+    for the common stride patterns; False (nothing written) for the others."""
+    cdef Py_ssize_t i
+    cdef double a, b
+    if ds0 == 1 and ts0 == 0 and ds1 == 0 and ts1 == 1:  # Dual * DualArray
+        a = t0[0]
+        b = d1[0]
+        for i in range(n):
+            o[i] = d0[i] * a + b * t1[i]
+    elif ds0 == 0 and ts0 == 1 and ds1 == 1 and ts1 == 0:  # DualArray * Dual
+        a = d0[0]
+        b = t1[0]
+        for i in range(n):
+            o[i] = a * t0[i] + d1[i] * b
+    elif ds0 == 0 and ts0 == 1 and ds1 == 0 and ts1 == 1:  # add, subtract
+        a = d0[0]
+        b = d1[0]
+        for i in range(n):
+            o[i] = a * t0[i] + b * t1[i]
+    elif ds0 == 1 and ts0 == 1 and ds1 == 1 and ts1 == 1:  # multiply
+        for i in range(n):
+            o[i] = d0[i] * t0[i] + d1[i] * t1[i]
+    else:
+        return False
+    return True
+
+
 cdef bint _maybe_nan(const double* p, Py_ssize_t n) noexcept nogil:
     """True if some p[i] is nan (or inf: a false alarm only costs a careful redo)."""
     return _any_nonfinite(p, n)
@@ -411,7 +441,11 @@ cdef int _lanes_from_partials(const double** dp, Py_ssize_t* dst, Operand* ox,
     cdef bint scan = not (_lane_scalars_finite(ox, k) and _lane_scalars_finite(oy, k))
     while True:
         for l in range(k):
-            if ox.t != NULL:
+            if ox.t != NULL and oy.t != NULL and not careful and _lane_axpy2(
+                    ot + l * n, dp[0], dst[0], ox.t + l * ox.tls, ox.vs,
+                    dp[1], dst[1], oy.t + l * oy.tls, oy.vs, n):
+                pass  # both operands' terms in one pass
+            elif ox.t != NULL:
                 _lane_axpy(ot + l * n, dp[0], dst[0], ox.t + l * ox.tls, ox.vs, n, True,
                            careful)
                 if oy.t != NULL:

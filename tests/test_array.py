@@ -682,6 +682,37 @@ def test_dual_times_array_lanes_follow_the_product_rule(n, reflected, rng):
             assert_array_equal(r.tangent[lane], expected, err_msg=f"lane {lane}, {p}")
 
 
+@pytest.mark.parametrize("n", [7, 150], ids=["loop", "vector"])
+@pytest.mark.parametrize("op", ["multiply", "add", "dual*array"])
+def test_infinite_tangent_meets_zero_partial_in_two_operand_products(op, n, rng):
+    # both operands' lane terms are combined in one pass; an infinite tangent against a
+    # zero partial must still give 0 (the annihilation convention), not nan
+    tag = dualad._tags.new_tag()
+    av, bv = rng.standard_normal(n), rng.standard_normal(n)
+    bv[::4] = 0.0                      # zero partial d(a*b)/da where b == 0
+    at, bt = rng.standard_normal((2, n)), rng.standard_normal((2, n))
+    at[0, ::4] = np.inf                # ... against an infinite tangent of a
+    a, b = DualArray(av, at, tag), DualArray(bv, bt, tag)
+    if op == "multiply":
+        r, d_a, d_b = a * b, bv, av
+    elif op == "add":
+        r, d_a, d_b = a + b, np.ones(n), np.ones(n)
+    else:
+        d = Dual(0.0, [0.0, 1.0], tag)   # zero value: d(d*b)/db = 0 meets b's tangents
+        bt[1, ::3] = np.inf
+        b = DualArray(bv, bt, tag)
+        r = d * b
+        expected = np.stack([np.where(bv == 0.0, 0.0, 0.0 * bv),
+                             bv + np.where(np.isinf(bt[1]), 0.0, 0.0)])
+        assert_array_equal(r.tangent, expected)
+        return
+    with np.errstate(invalid="ignore"):
+        expected = (np.where((d_a == 0.0) | (at == 0.0), 0.0, d_a * at)
+                    + np.where((d_b == 0.0) | (bt == 0.0), 0.0, d_b * bt))
+    assert_array_equal(r.tangent, expected, err_msg=f"{op}, n={n}")
+    assert not np.isnan(r.tangent).any()
+
+
 # -- awkward inputs -----------------------------------------------------------------------
 
 def _f_awkward(z):

@@ -666,7 +666,7 @@ def _noncontiguous(value, tangent):
 #: (A 0-d array with one lane is contiguous whatever its strides, so it cannot be sent
 #: down the fallback by its layout: 0-d cases use several lanes.)
 CASES = [((), 3), ((), 13), ((7,), 1), ((7,), 3), ((3, 4), 13), ((2, 3, 4), 1),
-         ((2, 3, 4), 3)]
+         ((2, 3, 4), 3), ((150,), 3)]
 CASE_IDS = [f"shape{'x'.join(map(str, s)) or '0d'}-k{k}" for s, k in CASES]
 
 
