@@ -269,8 +269,11 @@ class _Flat:
         self.__name__ = getattr(fun, "__name__", "fun")
 
     def __call__(self, v, *args):
+        out = self.fun(v, *args, **self.kwargs)
+        if getattr(out, "ndim", None) == 1:
+            return out  # already a vector (the usual residual): no reshape to record
         # a list of traced scalars becomes an object array, which dualad reads back
-        return np.reshape(self.fun(v, *args, **self.kwargs), (-1,))
+        return np.reshape(out, (-1,))
 
 
 class _FirstValue:
