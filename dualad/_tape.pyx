@@ -43,7 +43,10 @@ through NumPy's dispatch, which names the operation.
 Nesting.  Traced values carry a tag.  A reverse-mode value whose ``value`` is a forward
 tracer (``DualArray`` of an older tag) is how forward-over-reverse Hessian-vector
 products work: every VJP here is written with NumPy operations, so the cotangents become
-forward tracers too.  When values of two tags meet, the newer level handles the operation
+forward tracers too.  The common nodes of such sweeps (rule-table ufuncs and operators
+on one-level DualArrays of one shape, basic slices of vectors, ``np.sum(x)``) have a
+nested fast path in C with the same numbers (see "the nested fast path" below;
+tests/test_second_fastpath.py compares it with the generic path).  When values of two tags meet, the newer level handles the operation
 and the older value is a constant; a level that is older returns ``NotImplemented`` so
 that NumPy asks the newer one.
 """
@@ -95,6 +98,7 @@ cdef list BINARY_OPS = [u.__name__ for u in BINARY_UFUNCS]
 cdef dict ELEMENTWISE = _registry.ELEMENTWISE
 cdef frozenset BOOLEAN = _registry.BOOLEAN
 cdef type NDARRAY = np.ndarray
+cdef type DUALARRAY = _fwd.DualArray
 
 cdef Py_ssize_t I_ADD = binary_names().index("add")
 cdef Py_ssize_t I_SUB = binary_names().index("subtract")
@@ -741,6 +745,15 @@ cdef object _accumulate(list aadj, unsigned char* fl, Py_ssize_t p, object c, ob
         _scatter(aadj, fl, p, (<Scatter> c).key, (<Scatter> c).cotangent, shape, 0)
         return None
     cur = aadj[p]
+    if type(cur) is DUALARRAY and type(c) is DUALARRAY:
+        # forward-over-reverse: the sweep's own DualArray adjoint takes the sum in place,
+        # or the sum is a new DualArray the sweep owns (else NumPy's sum below)
+        if fl[p] & F_OWN and _dual_iadd(cur, c):
+            return None
+        total = _dual_sum(cur, c)
+        if total is not None:
+            _set(aadj, fl, p, total, F_OWN)
+            return None
     if cur is not None and fl[p] & F_NEG:
         cur = np.negative(cur)
         _set(aadj, fl, p, cur, F_OWN)
@@ -907,16 +920,182 @@ cdef int _contribute(list aadj, unsigned char* fl, Py_ssize_t p, object d, doubl
     return 0 if steal else (state & T_STEAL) != 0
 
 
+cdef bint _dual_iadd(object cur, object c) except -1:
+    """cur += c for DualArrays of one level and shape (``cur`` this sweep's own, with
+    C-contiguous parts; ``c`` with lane-contiguous lanes); False if they do not qualify."""
+    if cur.tag != c.tag:
+        return False
+    cv = cur.value
+    ct = cur.tangent
+    xv = c.value
+    xt = c.tangent
+    if not _c_f64(cv) or not _c_f64(ct) or not _c_f64(xv) or not _same_shape(cv, xv):
+        return False
+    cdef Py_ssize_t k = cnp.PyArray_DIM(<cnp.ndarray> ct, 0) \
+        if cnp.PyArray_NDIM(<cnp.ndarray> ct) > 0 else -1
+    if k < 1 or _tan_stride(ct, cv, k) < 0 or \
+            not cnp.PyArray_ISWRITEABLE(<cnp.ndarray> cv) or \
+            not cnp.PyArray_ISWRITEABLE(<cnp.ndarray> ct):
+        return False
+    cdef Py_ssize_t xtl = _tan_stride(xt, xv, k)
+    if xtl < 0:
+        return False
+    cdef Py_ssize_t i, l, n = cnp.PyArray_SIZE(<cnp.ndarray> cv)
+    cdef double* o = _ptr(cv)
+    cdef const double* a = _ptr(xv)
+    for i in range(n):
+        o[i] = o[i] + a[i]
+    for l in range(k):
+        o = _ptr(ct) + l * n
+        a = _ptr(xt) + l * xtl
+        for i in range(n):
+            o[i] = o[i] + a[i]
+    return True
+
+
+cdef object _dual_sum(object a, object b):
+    """a + b as a new DualArray for DualArrays of one level and shape with float64
+    C-contiguous values and lane-contiguous lanes, else None."""
+    if a.tag != b.tag:
+        return None
+    av = a.value
+    bv = b.value
+    if not _c_f64(av) or not _c_f64(bv) or not _same_shape(av, bv):
+        return None
+    at = a.tangent
+    bt = b.tangent
+    if type(at) is not NDARRAY or cnp.PyArray_NDIM(<cnp.ndarray> at) == 0:
+        return None
+    cdef Py_ssize_t k = cnp.PyArray_DIM(<cnp.ndarray> at, 0)
+    cdef Py_ssize_t atl = _tan_stride(at, av, k), btl = _tan_stride(bt, bv, k)
+    if k < 1 or atl < 0 or btl < 0:
+        return None
+    cdef Py_ssize_t i, l, n = cnp.PyArray_SIZE(<cnp.ndarray> av)
+    ov = _nested_empty(av)
+    ot = _nested_empty(av, k)
+    cdef double* o = _ptr(ov)
+    cdef const double* x = _ptr(av)
+    cdef const double* y = _ptr(bv)
+    for i in range(n):
+        o[i] = x[i] + y[i]
+    for l in range(k):
+        o = _ptr(ot) + l * n
+        x = _ptr(at) + l * atl
+        y = _ptr(bt) + l * btl
+        for i in range(n):
+            o[i] = x[i] + y[i]
+    return _fwd.make(ov, ot, a.tag, True)
+
+
+cdef bint _scatter_dual(list aadj, unsigned char* fl, Py_ssize_t p, object key, object cot,
+                        object shape) except -1:
+    """aadj[p][key] += cot for a DualArray cotangent of a basic slice (forward-over-
+    reverse): in place into the sweep's own DualArray adjoint, else a new one."""
+    cv = cot.value
+    ct = cot.tangent
+    if type(cv) is not NDARRAY or type(ct) is not NDARRAY or type(shape) is not tuple:
+        return False
+    cdef Py_ssize_t k = ct.shape[0]
+    cur = aadj[p]
+    cdef Py_ssize_t start, stop, step, m, length, l, ctl
+    cdef cnp.npy_intp dims[2]
+    cdef double* o
+    if type(key) is slice and len(<tuple> shape) == 1 and _c_f64(cv) and \
+            cnp.PyArray_NDIM(<cnp.ndarray> cv) == 1:
+        # x[a:b:s] of a vector (x[1:], x[:-1]): value and lanes in C loops
+        length = (<tuple> shape)[0]
+        PySlice_Unpack(key, &start, &stop, &step)
+        m = PySlice_AdjustIndices(length, &start, &stop, step)
+        ctl = _tan_stride(ct, cv, k)
+        if m == cnp.PyArray_DIM(<cnp.ndarray> cv, 0) and ctl >= 0 and k >= 1:
+            if cur is None:
+                dims[0] = length
+                v = cnp.PyArray_EMPTY(1, dims, cnp.NPY_DOUBLE, 0)
+                dims[0] = k
+                dims[1] = length
+                t = cnp.PyArray_EMPTY(2, dims, cnp.NPY_DOUBLE, 0)
+                dd_scatter_new(_ptr(v), length, start, step, _ptr(cv), 1, m, 0)
+                for l in range(k):
+                    dd_scatter_new(_ptr(t) + l * length, length, start, step,
+                                   _ptr(ct) + l * ctl, 1, m, 0)
+                _set(aadj, fl, p, _fwd.make(v, t, cot.tag, True), F_OWN)
+                return True
+            if fl[p] & F_OWN and type(cur) is DUALARRAY and cur.tag == cot.tag and \
+                    _plain_owned(cur.value, shape) and _c_f64(cur.value) and \
+                    _plain_owned(cur.tangent, (k,) + shape) and _c_f64(cur.tangent):
+                dd_scatter_add(_ptr(cur.value), start, step, _ptr(cv), 1, m, 0)
+                o = _ptr(cur.tangent)
+                for l in range(k):
+                    dd_scatter_add(o + l * length, start, step, _ptr(ct) + l * ctl, 1, m, 0)
+                return True
+    lkey = (slice(None),) + (key if type(key) is tuple else (key,))
+    if cur is not None and fl[p] & F_OWN and type(cur) is DUALARRAY and \
+            cur.tag == cot.tag and _plain_owned(cur.value, shape) and \
+            _plain_owned(cur.tangent, (k,) + shape):
+        cur.value[key] += cv
+        cur.tangent[lkey] += ct
+        return True
+    v = np.zeros(shape)
+    t = np.zeros((k,) + shape)
+    v[key] = cv
+    t[lkey] = ct
+    full = _fwd.make(v, t, cot.tag, True)
+    if cur is None:
+        _set(aadj, fl, p, full, F_OWN)
+    else:
+        _accumulate(aadj, fl, p, full, shape)
+    return True
+
+
+cdef object _nested_sum(RArray a):
+    """np.sum(x) of a DualArray-valued x (forward-over-reverse): the value and lanes
+    summed as the generic rule sums them, and the sweep's node for a sum of all."""
+    d = a.value
+    v = d.value
+    t = d.tangent
+    if type(v) is not NDARRAY or type(t) is not NDARRAY:
+        return None
+    cdef int nd = cnp.PyArray_NDIM(<cnp.ndarray> v)
+    if nd == 0:
+        return None
+    axes = tuple(range(nd))
+    value = _fwd.make(np.asarray(v.sum(axis=axes)), t.sum(axis=tuple(range(1, nd + 1))),
+                      d.tag, True)
+    return wrap(a.tape, value, a.tape._push(K_ARRAY, -1, -1, 0.0, 0.0, -1,
+                                            (_SumAllVJP(v.shape), [a.node]), ()))
+
+
 cdef int _sweep_array(object info, object cot, int state, list aadj,
                       unsigned char* fl, double* sadj, list shapes) except -1:
     """An array node's VJP (slices and sums of all elements in place, others called)."""
     cdef Py_ssize_t j, p
+    cdef bint fresh
     vjp, parents = info
     if type(vjp) is _SliceVJP and type(cot) is NDARRAY:
         p = parents[0]
         _scatter(aadj, fl, p, (<_SliceVJP> vjp).key, cot, shapes[p], state)
         return 0
     cot = _plain(cot, state)
+    if type(vjp) is _NestedVJP:
+        # forward-over-reverse elementwise node: products in C, new adjoints owned
+        f = <_NestedVJP> vjp
+        for j in range(len(parents)):
+            p = parents[j]
+            if p < 0:
+                continue
+            c = _nested_times(f.v0 if j == 0 else f.v1, f.t0 if j == 0 else f.t1,
+                              f.s0 if j == 0 else f.s1, f, cot, &fresh)
+            if c is None:
+                continue
+            if aadj[p] is None and fresh:
+                _set(aadj, fl, p, c, F_OWN)
+            else:
+                _accumulate(aadj, fl, p, c, shapes[p])
+        return 0
+    if type(vjp) is _SliceVJP and type(cot) is DUALARRAY:
+        p = parents[0]
+        if _scatter_dual(aadj, fl, p, (<_SliceVJP> vjp).key, cot, shapes[p]):
+            return 0
     if type(vjp) is _SumAllVJP and (type(cot) is float or type(cot) is NP_FLOAT64 or (
             type(cot) is NDARRAY and cnp.PyArray_NDIM(<cnp.ndarray> cot) == 0)):
         p = parents[0]
@@ -1405,6 +1584,9 @@ cdef object _fast_elementwise(Tape tape, Py_ssize_t code, object x, object y):
                 return None
             v = (<RArray> o).value
             if not _c_f64(v):
+                if type(v) is DUALARRAY:
+                    # forward-over-reverse: values that carry an older level's lanes
+                    return _nested_elementwise(tape, code, x, y)
                 return None
             nodes[j] = (<RArray> o).node
             which |= 1 << j
@@ -1517,6 +1699,619 @@ cdef object _fast_elementwise(Tape tape, Py_ssize_t code, object x, object y):
             f.d1 = _kind_partial(u.kind[1], u.cval[1], v0, v1, ans)
     node = tape._push(K_EW, nodes[0], nodes[1], 0.0, 0.0, -1, f, arr.shape)
     return wrap(tape, ans, node)
+
+
+# ---------------------------------------------------------------------------------------
+# the nested fast path (forward-over-reverse: Hessian-vector products and Hessians).
+#
+# Inside dualad.hvp / dualad.hessian the tape records values that are DualArrays of an
+# older level (one lane for an HVP, k for k Hessian columns).  For a rule-table ufunc on
+# such values (C-contiguous float64 values of one shape, lane-contiguous tangents, one
+# tag), numbers and plain constant arrays, one C pass over the rule's second-order kernel
+# (U2/B2: value, first and second partials) gives at once the result (value and lanes:
+# ans' = phi_x x' + phi_y y') and the partials the sweep needs, as (value, lanes) pairs:
+# d phi_x = phi_xx x' + phi_xy y'.  These are the numbers the generic path gets by
+# evaluating the table's partial expressions over DualArrays, up to rounding (the
+# kernels' second partials are the same expressions, differentiated once by hand in the
+# table).  The node's VJP multiplies a cotangent (plain, or a DualArray of the same
+# level) by these partials in C with the product rule, a zero on either side of every
+# product annihilating the other (0 * inf = 0), as ``dualad._array.scale`` does.
+# Partials that need no computing (a number, an operand, the result) are kept as they
+# are, exactly as the generic path keeps them.  Everything else (broadcasting, other
+# layouts, several levels, diagnostics) takes the generic path.
+
+@cython.final
+cdef class _NestedVJP:
+    """VJP of a nested fast elementwise node (see _nested_elementwise): the cotangent
+    times each operand's partial, a pair (value, lanes) of the outer level (times a
+    number: x ** 2 keeps its partial 2 x as 2 and x's own parts), a value array without
+    lanes (a constant operand's), or a number; None: a constant operand.
+    """
+    cdef object v0, t0, v1, t1
+    cdef double s0, s1   # the partials are s0 * (v0, t0), s1 * (v1, t1)
+    cdef Py_ssize_t tag, k
+    cdef object shape
+
+    def __call__(self, cot):
+        return [_nested_times(self.v0, self.t0, self.s0, self, cot),
+                _nested_times(self.v1, self.t1, self.s1, self, cot)]
+
+
+cdef extern from *:
+    """
+    /* Products of the nested fast path (forward-over-reverse), a zero on either side
+       annihilating the other (0 * inf = 0); strides are 1 (array) or 0 (a number).
+       Specialised per stride so that GCC vectorizes them (see DD_VECTORIZE above). */
+    #ifndef DD_VECTORIZE
+    #define DD_VECTORIZE
+    #endif
+    #include <string.h>
+    /* wider vectors where the CPU has them (one clone per target, chosen at load) */
+    #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && \
+        defined(__GLIBC__)
+    #define DD2_CLONES __attribute__((target_clones("avx2", "default")))
+    #else
+    #define DD2_CLONES
+    #endif
+    #define DD_S(a, b) (((a) == 0.0 || (b) == 0.0) ? 0.0 : (a) * (b))
+
+    /* o[i] = S(s d[i ds], c[i cs]) (s: a partial kept as a multiple of an operand) */
+    static DD_VECTORIZE DD2_CLONES void dd2_mul(double* o, const double* d, Py_ssize_t ds,
+                                                double s, const double* c, Py_ssize_t cs,
+                                                Py_ssize_t n) {
+        Py_ssize_t i;
+        if (ds == 1 && cs == 1) {
+            for (i = 0; i < n; i++) { double a = s * d[i], b = c[i]; o[i] = DD_S(a, b); }
+        } else if (ds == 1) {
+            double b = c[0];
+            for (i = 0; i < n; i++) { double a = s * d[i]; o[i] = DD_S(a, b); }
+        } else if (cs == 1) {
+            double a = s * d[0];
+            for (i = 0; i < n; i++) { double b = c[i]; o[i] = DD_S(a, b); }
+        } else {
+            double a = s * d[0], b = c[0], p = DD_S(a, b);
+            for (i = 0; i < n; i++) o[i] = p;
+        }
+    }
+
+    /* o[i] = S(s d[i ds], c[i]) + S(s e[i], f[i fs]): the product rule's lanes
+       (d, e: the partial's value and lane; c, f: the cotangent's lane and value) */
+    static DD_VECTORIZE DD2_CLONES void dd2_mul2(double* o, const double* d, Py_ssize_t ds,
+                                                 double s, const double* c,
+                                                 const double* e, const double* f,
+                                                 Py_ssize_t fs, Py_ssize_t n) {
+        Py_ssize_t i;
+        if (ds == 1 && fs == 1) {
+            for (i = 0; i < n; i++) {
+                double a = s * d[i], b = c[i], g = s * e[i], h = f[i];
+                o[i] = DD_S(a, b) + DD_S(g, h);
+            }
+        } else if (ds == 1) {
+            double h = f[0];
+            for (i = 0; i < n; i++) {
+                double a = s * d[i], b = c[i], g = s * e[i];
+                o[i] = DD_S(a, b) + DD_S(g, h);
+            }
+        } else if (fs == 1) {
+            double a = s * d[0];
+            for (i = 0; i < n; i++) {
+                double b = c[i], g = s * e[i], h = f[i];
+                o[i] = DD_S(a, b) + DD_S(g, h);
+            }
+        } else {
+            double a = s * d[0], h = f[0];
+            for (i = 0; i < n; i++) {
+                double b = c[i], g = s * e[i];
+                o[i] = DD_S(a, b) + DD_S(g, h);
+            }
+        }
+    }
+
+    /* 1 if some p[i] is an infinity or a nan, else 0: all eleven exponent bits set,
+       when the exponent plus one carries into bit 11 (no compare: GCC vectorizes it) */
+    static int dd2_nonfinite(const double* p, Py_ssize_t n) {
+        Py_ssize_t i;
+        unsigned long long acc = 0, u;
+        for (i = 0; i < n; i++) {
+            memcpy(&u, p + i, sizeof u);
+            acc |= ((u >> 52) & 0x7ffULL) + 1ULL;
+        }
+        return (acc & 0x800ULL) != 0;
+    }
+    """
+    int dd2_nonfinite(const double* p, Py_ssize_t n) noexcept nogil
+    void dd2_mul(double* o, const double* d, Py_ssize_t ds, double s, const double* c,
+                 Py_ssize_t cs, Py_ssize_t n) noexcept nogil
+    void dd2_mul2(double* o, const double* d, Py_ssize_t ds, double s, const double* c,
+                  const double* e, const double* f, Py_ssize_t fs,
+                  Py_ssize_t n) noexcept nogil
+
+
+cdef object _nested_empty(object like, Py_ssize_t k=0):
+    """A new float64 array of like's shape, or (k > 0) of shape (k,) + like.shape."""
+    cdef cnp.npy_intp dims[33]
+    cdef int d, nd = cnp.PyArray_NDIM(<cnp.ndarray> like), off = 1 if k > 0 else 0
+    if nd > 32:
+        return np.empty(((k,) if k > 0 else ()) + tuple(like.shape))
+    dims[0] = k
+    for d in range(nd):
+        dims[d + off] = cnp.PyArray_DIM(<cnp.ndarray> like, d)
+    return cnp.PyArray_EMPTY(nd + off, dims, cnp.NPY_DOUBLE, 0)
+
+
+cdef Py_ssize_t _tan_stride(object t, object v, Py_ssize_t k):
+    """Lane stride (in doubles) of a float64 tangent of shape (k,) + v.shape whose every
+    lane is C-contiguous (``v`` a C-contiguous array); -1 if it does not qualify."""
+    if type(t) is not NDARRAY:
+        return -1
+    cdef cnp.ndarray ta = <cnp.ndarray> t
+    cdef cnp.ndarray va = <cnp.ndarray> v
+    cdef int nd = cnp.PyArray_NDIM(va), d
+    if cnp.PyArray_TYPE(ta) != cnp.NPY_DOUBLE or cnp.PyArray_NDIM(ta) != nd + 1:
+        return -1
+    cdef cnp.npy_intp* ts = cnp.PyArray_STRIDES(ta)
+    cdef cnp.npy_intp* tshape = cnp.PyArray_DIMS(ta)
+    cdef cnp.npy_intp* vshape = cnp.PyArray_DIMS(va)
+    cdef cnp.npy_intp expect = sizeof(double)
+    if k >= 0 and tshape[0] != k:
+        return -1
+    for d in range(nd - 1, -1, -1):
+        if tshape[d + 1] != vshape[d]:
+            return -1
+        if vshape[d] > 1 and ts[d + 1] != expect:
+            return -1
+        expect *= vshape[d]
+    if tshape[0] > 1 and (ts[0] <= 0 or ts[0] % sizeof(double) != 0):
+        return -1
+    return ts[0] // sizeof(double) if tshape[0] > 1 else 0
+
+
+# how _nested_loop gets the value and the partials
+cdef enum:
+    NM_KERNEL = 0   # the rule's second-order kernel (U2 / B2)
+    NM_ARITH = 1    # add, subtract, multiply, negative: arithmetic, no kernel call
+    NM_POWC = 2     # x ** c for a number c: the power rule's first-order kernel twice
+    NM_SQUARE = 3   # x ** 2: x * x and 2 x x'; the partial 2 x kept as 2 and x
+
+
+cdef int _nested_loop(int mode, int nin, Py_ssize_t idx, int op, int which, int need,
+                      bint powfix, const double** vp, Py_ssize_t* vs,
+                      const double** tp, Py_ssize_t* tl, double* ov, double* ot,
+                      double* d0v, double* d0t, double* d1v, double* d1t, double* s,
+                      Py_ssize_t n, Py_ssize_t k) noexcept nogil:
+    """Value, lanes and (``need``) the partials' values and lanes of a rule on operands
+    ``which`` (bit j: operand j has lanes ``tp[j]``, lane stride ``tl[j]``); ``s``:
+    scratch space, 5 n doubles (binary kernels) or 2 n (unary kernels, NM_POWC).
+
+    NM_POWC follows the generic path's constant-exponent partial, c * x ** (c - 1)
+    evaluated on the DualArray x: its value and its derivative come from the power
+    rule's kernel at (x, c - 1) (no log(x): the exponent is constant)."""
+    cdef double out[6]
+    cdef double out2[3]
+    cdef Py_ssize_t i, l
+    cdef double a, b, c
+    cdef const double* xt
+    cdef const double* yt
+    if mode == NM_ARITH:
+        _nested_arith(op, which, vp[0], vs[0], vp[1], vs[1], tp[0], tl[0], tp[1], tl[1],
+                      ov, ot, n, k)
+        return 0
+    if mode == NM_SQUARE:
+        # x ** 2: pow's value x * x (_dd_power) and its lanes 2 x x'; the partial, the
+        # generic path's 2.0 * x (its value 2 x, its lanes 2 x'), is kept as 2 times x's
+        # own parts (see _NestedVJP): nothing to compute or store
+        dd_arith(DD_SQUARE, vp[0], 1, vp[0], 1, ov, n)
+        for l in range(k):
+            dd2_mul(ot + l * n, vp[0], 1, 2.0, tp[0] + l * tl[0], 1, n)
+        return 0
+    cdef double* fx = d0v if need & 1 else s
+    cdef double* fxx = s + n
+    cdef double* fy = d1v if need & 2 else s + 2 * n
+    cdef double* fxy = s + 3 * n
+    cdef double* fyy = s + 4 * n
+    cdef const double* xv = vp[0]
+    cdef const double* yv = vp[1]
+    cdef Py_ssize_t xs = vs[0], ys = vs[1]
+    cdef double* o
+    cdef double* p
+    cdef double* q
+    if mode == NM_POWC:
+        c = yv[0]
+        for i in range(n):
+            B1X[idx](xv[i], c, out2)
+            ov[i] = out2[0]
+            s[i] = out2[1]  # (the result's partial, for its lanes)
+            B1X[idx](xv[i], c - 1.0, out2)
+            fx[i] = c * out2[0]
+            fxx[i] = c * out2[1]
+        for l in range(k):
+            xt = tp[0] + l * tl[0]
+            dd2_mul(ot + l * n, s, 1, 1.0, xt, 1, n)
+            dd2_mul(d0t + l * n, fxx, 1, 1.0, xt, 1, n)
+        return 0
+    if nin == 1:
+        for i in range(n):
+            U2[idx](xv[i], out)
+            ov[i] = out[0]
+            fx[i] = out[1]
+            fxx[i] = out[2]
+    else:
+        for i in range(n):
+            B2[idx](xv[i * xs], yv[i * ys], out)
+            if powfix and out[0] == 0.0:
+                # zero base: d/dy x**y -> 0, not 0 * log(0) (the generic path's where)
+                out[2] = 0.0
+                out[5] = 0.0
+            ov[i] = out[0]
+            fx[i] = out[1]
+            fy[i] = out[2]
+            fxx[i] = out[3]
+            fxy[i] = out[4]
+            fyy[i] = out[5]
+    for l in range(k):
+        o = ot + l * n
+        p = d0t + l * n if need & 1 else NULL
+        q = d1t + l * n if need & 2 else NULL
+        if which == 1:
+            xt = tp[0] + l * tl[0]
+            dd2_mul(o, fx, 1, 1.0, xt, 1, n)
+            if p != NULL:
+                dd2_mul(p, fxx, 1, 1.0, xt, 1, n)
+        elif which == 2:
+            yt = tp[1] + l * tl[1]
+            dd2_mul(o, fy, 1, 1.0, yt, 1, n)
+            if q != NULL:
+                dd2_mul(q, fyy, 1, 1.0, yt, 1, n)
+        else:
+            xt = tp[0] + l * tl[0]
+            yt = tp[1] + l * tl[1]
+            dd2_mul2(o, fx, 1, 1.0, xt, fy, yt, 1, n)
+            if p != NULL:
+                dd2_mul2(p, fxx, 1, 1.0, xt, fxy, yt, 1, n)
+            if q != NULL:
+                dd2_mul2(q, fxy, 1, 1.0, xt, fyy, yt, 1, n)
+    return 0
+
+
+cdef void _nested_arith(int op, int which, const double* xv, Py_ssize_t xs,
+                        const double* yv, Py_ssize_t ys, const double* xt,
+                        Py_ssize_t xtl, const double* yt, Py_ssize_t ytl, double* ov,
+                        double* ot, Py_ssize_t n, Py_ssize_t k) noexcept nogil:
+    """x + y, x - y, x * y, -x with their lanes (the partials are numbers or operands:
+    nothing else to compute)."""
+    cdef Py_ssize_t i, l
+    cdef double* o
+    cdef const double* a
+    cdef const double* b
+    dd_arith(op, xv, xs, yv, ys, ov, n)
+    for l in range(k):
+        o = ot + l * n
+        a = xt + l * xtl if which & 1 else NULL
+        b = yt + l * ytl if which & 2 else NULL
+        if op == DD_NEG:
+            for i in range(n):
+                o[i] = -a[i]
+        elif op == DD_MUL:
+            if which == 3:
+                dd2_mul2(o, yv, ys, 1.0, a, b, xv, xs, n)
+            elif which == 1:
+                dd2_mul(o, yv, ys, 1.0, a, 1, n)
+            else:
+                dd2_mul(o, xv, xs, 1.0, b, 1, n)
+        elif which == 3:
+            if op == DD_ADD:
+                for i in range(n):
+                    o[i] = a[i] + b[i]
+            else:
+                for i in range(n):
+                    o[i] = a[i] - b[i]
+        elif which == 1:
+            for i in range(n):
+                o[i] = a[i]
+        elif op == DD_ADD:
+            for i in range(n):
+                o[i] = b[i]
+        else:
+            for i in range(n):
+                o[i] = -b[i]
+    _clear_flags()
+
+
+cdef object _nested_elementwise(Tape tape, Py_ssize_t code, object x, object y):
+    """Rule ``INFO[code]`` on RArrays of ``tape`` whose values are one-level DualArrays
+    (and numbers or plain float64 arrays of the same shape), or None when the operands
+    do not qualify (the generic path then handles them)."""
+    if _unlikely(_observing):
+        return None  # (the diagnostics name every operation: the NumPy dispatch)
+    cdef _Info* u = &INFO[code]
+    cdef int nin = u.nin, j, which = 0, need = 0, status
+    cdef Py_ssize_t k = -1, tag = -1, n, kj, t, ls
+    cdef const double* vp[2]
+    cdef Py_ssize_t vs[2]
+    cdef const double* tp[2]
+    cdef Py_ssize_t tl[2]
+    cdef double cv[2]
+    cdef Py_ssize_t nodes[2]
+    cdef object arr = None
+    cdef object o, d, v, lanes
+    cdef list vals = [None, None]   # per operand: a float, a plain array or a DualArray
+    if nin == 2 and y is None:
+        return None
+    nodes[0] = nodes[1] = -1
+    tp[0] = tp[1] = NULL
+    tl[0] = tl[1] = 0
+    for j in range(nin):
+        o = x if j == 0 else y
+        if type(o) is RArray:
+            if (<RArray> o).tape is not tape:
+                return None
+            d = (<RArray> o).value
+            if type(d) is not DUALARRAY:
+                return None
+            v = d.value
+            if not _c_f64(v) or cnp.PyArray_NDIM(<cnp.ndarray> v) == 0:
+                return None
+            t = d.tag
+            if tag < 0:
+                tag = t
+            elif tag != t:
+                return None
+            lanes = d.tangent
+            if type(lanes) is not NDARRAY:
+                return None
+            kj = cnp.PyArray_DIM(<cnp.ndarray> lanes, 0) \
+                if cnp.PyArray_NDIM(<cnp.ndarray> lanes) > 0 else -1
+            if kj < 1 or k >= 0 and kj != k:
+                return None
+            k = kj
+            ls = _tan_stride(lanes, v, k)
+            if ls < 0:
+                return None
+            nodes[j] = (<RArray> o).node
+            which |= 1 << j
+            tp[j] = _ptr(lanes)
+            tl[j] = ls
+            vals[j] = d
+        elif type(o) is float or type(o) is int or type(o) is NP_FLOAT64:
+            cv[j] = o
+            vp[j] = &cv[j]
+            vs[j] = 0
+            vals[j] = cv[j]
+            continue
+        elif _c_f64(o) and cnp.PyArray_NDIM(<cnp.ndarray> o) > 0:
+            v = o
+            vals[j] = o
+        else:
+            return None
+        if arr is None:
+            arr = v
+        elif not _same_shape(arr, v):
+            return None
+        vp[j] = _ptr(v)
+        vs[j] = 1
+    if which == 0 or arr is None:
+        return None
+    if u.power and which == 3:
+        return None  # (zero-base guards of the cross terms: the generic path)
+    if nin == 1:
+        vp[1] = vp[0]
+        vs[1] = 0
+    cdef _NestedVJP f = _NestedVJP.__new__(_NestedVJP)
+    f.tag = tag
+    f.k = k
+    f.shape = arr.shape
+    f.s0 = f.s1 = 1.0
+    cdef object const_partial = None
+    cdef int mode = NM_KERNEL
+    if u.op == DD_ADD or u.op == DD_SUB or u.op == DD_MUL or u.op == DD_NEG:
+        mode = NM_ARITH
+    elif u.power and which == 1 and vs[1] == 0:
+        if cv[1] == 0.0 or cv[1] == 1.0:
+            # x ** 0 and x ** 1: the generic path's partials are the numbers 0 and 1
+            const_partial = cv[1]
+        else:
+            mode = NM_SQUARE if cv[1] == 2.0 and u.power == 1 else NM_POWC
+    n = cnp.PyArray_SIZE(<cnp.ndarray> arr)
+    ans_v = _nested_empty(arr)
+    ans_t = _nested_empty(arr, k)
+    d0v = d0t = d1v = d1t = None
+    for j in range(nin):
+        if (which >> j) & 1 and u.kind[j] == PK_KERNEL and const_partial is None and \
+                mode != NM_SQUARE:
+            need |= 1 << j
+    if need & 1:
+        d0v = _nested_empty(arr)
+        d0t = _nested_empty(arr, k)
+    if need & 2:
+        d1v = _nested_empty(arr)
+        d1t = _nested_empty(arr, k)
+    cdef double* p0v = _ptr(d0v) if need & 1 else NULL
+    cdef double* p0t = _ptr(d0t) if need & 1 else NULL
+    cdef double* p1v = _ptr(d1v) if need & 2 else NULL
+    cdef double* p1t = _ptr(d1t) if need & 2 else NULL
+    cdef double* pav = _ptr(ans_v)
+    cdef double* pat = _ptr(ans_t)
+    cdef cnp.npy_intp ssize = (5 if nin == 2 else 2) * n
+    scratch = cnp.PyArray_EMPTY(1, &ssize, cnp.NPY_DOUBLE, 0) \
+        if mode == NM_KERNEL or mode == NM_POWC else None
+    cdef double* ps = _ptr(scratch) if scratch is not None else NULL
+    if n * k >= LAZY_MIN:
+        with nogil:
+            status = _nested_loop(mode, nin, u.idx, u.op, which, need, u.power != 0, vp,
+                                  vs, tp, tl, pav, pat, p0v, p0t, p1v, p1t, ps, n, k)
+            _clear_flags()
+    else:
+        status = _nested_loop(mode, nin, u.idx, u.op, which, need, u.power != 0, vp, vs,
+                              tp, tl, pav, pat, p0v, p0t, p1v, p1t, ps, n, k)
+        _clear_flags()
+    if status < 0:
+        raise MemoryError()
+    if mode == NM_KERNEL and (
+            dd2_nonfinite(pav, n) or dd2_nonfinite(pat, n * k)
+            or need & 1 and (dd2_nonfinite(p0v, n) or dd2_nonfinite(p0t, n * k))
+            or need & 2 and (dd2_nonfinite(p1v, n) or dd2_nonfinite(p1t, n * k))):
+        # an infinity or a nan (a pole, an overflow, inf or nan input): the kernels'
+        # closed-form second partials and the generic path's differentiated expressions
+        # may then differ (arctan''(inf): nan from -2x / (1 + x**2)**2, 0 from the
+        # forward sweep's annihilating steps); the generic path decides.  (Arithmetic,
+        # x ** 2 and x ** c compute the generic path's own operations: no check.)
+        return None
+    ans = _fwd.make(ans_v, ans_t, tag, True)
+    for j in range(nin):
+        if not (which >> j) & 1:
+            continue
+        if const_partial is not None:
+            pv, pt = const_partial, None
+        elif mode == NM_SQUARE:
+            pv, pt = vals[0].value, vals[0].tangent
+            f.s0 = 2.0
+        elif u.kind[j] == PK_KERNEL:
+            pv, pt = (d0v, d0t) if j == 0 else (d1v, d1t)
+        elif u.kind[j] == PK_CONST:
+            pv, pt = u.cval[j], None
+        elif u.kind[j] == PK_ANS:
+            pv, pt = ans_v, ans_t
+        else:
+            o = vals[0] if u.kind[j] == PK_X else vals[1]
+            if type(o) is DUALARRAY:
+                pv, pt = o.value, o.tangent
+            else:
+                pv, pt = o, None
+        if j == 0:
+            f.v0, f.t0 = pv, pt
+        else:
+            f.v1, f.t1 = pv, pt
+    node = tape._push(K_ARRAY, -1, -1, 0.0, 0.0, -1,
+                      (f, [nodes[0], nodes[1]] if nin == 2 else [nodes[0]]), f.shape)
+    return wrap(tape, ans, node)
+
+
+cdef void _nested_product(const double* dv, Py_ssize_t ds, const double* dt,
+                          Py_ssize_t dtl, double sc, const double* cv, Py_ssize_t cs,
+                          const double* ct, Py_ssize_t ctl, double* ov, double* ot,
+                          Py_ssize_t n, Py_ssize_t k) noexcept nogil:
+    """(dv, dt) * (cv, ct) by the product rule: ov = dv cv, ot = dv ct + dt cv (a missing
+    lane array, NULL, is zero; the partial is sc times (dv, dt)); strides ds, cs are 1
+    (array) or 0 (a number)."""
+    cdef Py_ssize_t i, l
+    cdef double* o
+    cdef const double* a
+    cdef const double* b
+    dd2_mul(ov, dv, ds, sc, cv, cs, n)
+    if ot == NULL:
+        _clear_flags()
+        return
+    for l in range(k):
+        o = ot + l * n
+        a = dt + l * dtl if dt != NULL else NULL
+        b = ct + l * ctl if ct != NULL else NULL
+        if a != NULL and b != NULL:
+            dd2_mul2(o, dv, ds, sc, b, a, cv, cs, n)
+        elif b != NULL:
+            dd2_mul(o, dv, ds, sc, b, 1, n)
+        else:
+            dd2_mul(o, a, 1, sc, cv, cs, n)
+    _clear_flags()
+
+
+cdef bint _all_zero_strides(object a):
+    cdef int d
+    for d in range(cnp.PyArray_NDIM(<cnp.ndarray> a)):
+        if cnp.PyArray_STRIDE(<cnp.ndarray> a, d) != 0 and \
+                cnp.PyArray_DIM(<cnp.ndarray> a, d) > 1:
+            return False
+    return True
+
+
+cdef object _nested_times(object dv, object dt, double sc, _NestedVJP f, object cot,
+                          bint* fresh=NULL):
+    """The partial ``sc * (dv, dt)`` (a number or a value array, lanes or None) times the
+    cotangent: in C for plain or same-level DualArray cotangents of the node's shape,
+    else by ``dualad._array.scale`` (the generic path's product).  ``fresh`` (if given)
+    is set when the result is a new array nobody else holds."""
+    cdef double dnum, cnum
+    cdef const double* pdv
+    cdef const double* pdt = NULL
+    cdef const double* pcv
+    cdef const double* pct = NULL
+    cdef Py_ssize_t ds, cs, dtl = 0, ctl = 0, n, k = f.k
+    cdef object cv = None, ct = None, shape_ref = None
+    if fresh != NULL:
+        fresh[0] = False
+    if dv is None:
+        return None
+    if type(cot) is DUALARRAY:
+        if cot.tag != f.tag:
+            return _nested_generic(dv, dt, sc, f, cot)
+        cv = cot.value
+        ct = cot.tangent
+        if not _c_f64(cv) or not _has_shape(cv, f.shape):
+            return _nested_generic(dv, dt, sc, f, cot)
+        ctl = _tan_stride(ct, cv, k)
+        if ctl < 0:
+            return _nested_generic(dv, dt, sc, f, cot)
+        if type(dv) is float and dt is None and dv == 1.0:
+            return cot  # (a number partial has sc == 1)
+        pct = _ptr(ct)
+        pcv = _ptr(cv)
+        cs = 1
+        shape_ref = cv
+    elif type(cot) is NDARRAY and cnp.PyArray_TYPE(<cnp.ndarray> cot) == cnp.NPY_DOUBLE \
+            and _has_shape(cot, f.shape):
+        if cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray> cot):
+            cs = 1
+        elif _all_zero_strides(cot):
+            cs = 0  # a broadcast number (np.sum's cotangent)
+        else:
+            return _nested_generic(dv, dt, sc, f, cot)
+        pcv = _ptr(cot)
+    else:
+        return _nested_generic(dv, dt, sc, f, cot)
+    if type(dv) is float:
+        dnum = dv
+        pdv = &dnum
+        ds = 0
+    elif _c_f64(dv) and _has_shape(dv, f.shape):
+        pdv = _ptr(dv)
+        ds = 1
+    else:
+        return _nested_generic(dv, dt, sc, f, cot)
+    if dt is not None:
+        if ds == 0:
+            return _nested_generic(dv, dt, sc, f, cot)
+        dtl = _tan_stride(dt, dv, k)
+        if dtl < 0:
+            return _nested_generic(dv, dt, sc, f, cot)
+        pdt = _ptr(dt)
+    if shape_ref is None:
+        shape_ref = dv if ds == 1 else (cot if cs == 1 else None)
+        if shape_ref is None:
+            return _nested_generic(dv, dt, sc, f, cot)
+    n = cnp.PyArray_SIZE(<cnp.ndarray> shape_ref)
+    out_v = _nested_empty(shape_ref)
+    cdef bint traced = pdt != NULL or pct != NULL
+    out_t = _nested_empty(shape_ref, k) if traced else None
+    cdef double* pov = _ptr(out_v)
+    cdef double* pot = _ptr(out_t) if traced else NULL
+    if n * k >= LAZY_MIN:
+        with nogil:
+            _nested_product(pdv, ds, pdt, dtl, sc, pcv, cs, pct, ctl, pov, pot, n, k)
+    else:
+        _nested_product(pdv, ds, pdt, dtl, sc, pcv, cs, pct, ctl, pov, pot, n, k)
+    if fresh != NULL:
+        fresh[0] = True
+    if not traced:
+        return out_v
+    return _fwd.make(out_v, out_t, f.tag, True)
+
+
+cdef object _nested_generic(object dv, object dt, double sc, _NestedVJP f, object cot):
+    """The generic path's product of a partial and a cotangent."""
+    if sc != 1.0:
+        dv = sc * dv
+        dt = sc * dt if dt is not None else None
+    d = _fwd.make(dv, dt, f.tag, False) if dt is not None else dv
+    return unbroadcast(_fwd.scale(d, cot), f.shape)
 
 
 cdef inline object _fast_binop(RArray a, object o, Py_ssize_t code, bint reflected):
@@ -1670,6 +2465,11 @@ cpdef object generic_array_function(object func, object types, object args, dict
         value = np.asarray(_add_reduce(a.value, None))  # (ndarray.sum's loop)
         return wrap(a.tape, value, a.tape._push(K_ARRAY, -1, -1, 0.0, 0.0, -1,
                                                 (_SumAllVJP(a.value.shape), [a.node]), ()))
+    if func is _np_sum and not kwargs and len(args) == 1 and type(args[0]) is RArray and \
+            type((<RArray> args[0]).value) is DUALARRAY and not _observing:
+        r = _nested_sum(<RArray> args[0])
+        if r is not None:
+            return r
     cdef Py_ssize_t mytag = tag_of(args)
     if _fwd.tag_of(args) > mytag or _fwd.tag_of(tuple(kwargs.values())) > mytag:
         return NotImplemented
@@ -1857,6 +2657,14 @@ cdef class RArray:
                     self._views = []
                 self._views.append(weakref.ref(r))
             return r
+        if type(self.value) is DUALARRAY and _basic_key(key) and not _observing:
+            # forward-over-reverse: a slice of a DualArray value; the sweep scatters
+            # the cotangent in place (no view link: as the registry's rule)
+            value = self.value[key]
+            if type(value) is DUALARRAY and value.ndim > 0:
+                return wrap(self.tape, value, self.tape._push(
+                    K_ARRAY, -1, -1, 0.0, 0.0, -1,
+                    (_SliceVJP(key, self.value.shape), [self.node]), value.shape))
         return _registry.lookup(_getitem, _MODE)(self, key)
 
     cdef RArray _slice(self, object key):

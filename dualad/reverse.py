@@ -150,6 +150,11 @@ def value_and_grad(fun, x, args=()):
             x = x.copy()  # (a strided view: the fast paths want contiguous values)
         xnode = tape.leaf(tuple(x.shape))
         rx = _tape.wrap(tape, x, xnode)
+    elif type(x) is DualArray:
+        # forward-over-reverse (hvp, Hessians): x carries the outer sweep's lanes; for
+        # the same reason not copied (for k Hessian columns the lanes are k times x)
+        xnode = tape.leaf(tuple(x.shape))
+        rx = _tape.wrap(tape, x, xnode)
     else:
         rx, xnode = _seed(x, tape)
     value, onode = _output(fun(rx, *args), tape)
@@ -169,7 +174,14 @@ def value_and_grad(fun, x, args=()):
     if type(g) is np.ndarray and (g is x or g.base is not None
                                   and np.may_share_memory(g, x)):
         g = g.copy()  # (no rule returns its input as a cotangent; make sure of it)
+    elif type(g) is DualArray and type(x) is DualArray and (
+            g is x or _shares(g.value, x.value) or _shares(g.tangent, x.tangent)):
+        g = g.copy()  # (x was not copied either: as above)
     return value, g
+
+
+def _shares(a, b):
+    return type(a) is np.ndarray and type(b) is np.ndarray and np.may_share_memory(a, b)
 
 
 def jacobian(fun, x, args=()):

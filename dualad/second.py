@@ -18,18 +18,27 @@ written in differentiable operations, so nesting them is exact (tags keep the tw
 apart; see :mod:`dualad._tags`).
 """
 
+import math
+
 import numpy as np
 
 from . import forward, reverse
 from ._array import DualArray, is_tracer
 from ._scalar import Dual
 
-__all__ = ["REVERSE_HESSIAN_CHUNK", "value_grad_hvp", "value_grad_hessian"]
+__all__ = ["REVERSE_HESSIAN_CHUNK", "REVERSE_HESSIAN_ONE_SWEEP", "value_grad_hessian",
+           "value_grad_hvp"]
 
 #: Hessian columns per forward-over-reverse sweep by default.  Each sweep records the
 #: function once with values that carry that many lanes; wide lanes are vectorised, so
 #: fewer, wider sweeps win (Rosenbrock n = 100: 0.54 ms at 64 lanes, 1.9 ms at 12).
+#: Up to :data:`REVERSE_HESSIAN_ONE_SWEEP` inputs take one sweep with ``n`` lanes: more
+#: sweeps cost more than the extra width (Rosenbrock with the nested C path, one sweep
+#: against sweeps of 64 lanes: n = 100: 85 against 110 us; n = 256: 0.52 against
+#: 1.1 ms).  The bound keeps a sweep's arrays (``n`` lanes of ``n`` numbers each) at
+#: the size 64 lanes have for n = 1000.
 REVERSE_HESSIAN_CHUNK = 64
+REVERSE_HESSIAN_ONE_SWEEP = 256
 
 
 def _scalar_output(value, kind):
@@ -104,16 +113,18 @@ def value_grad_hessian(fun, x, args, mode, chunk=None):
 
     The outer forward sweeps take ``chunk`` columns each: by default up to 12 for
     ``"forward"`` (see :func:`dualad.forward.chunk_size`) and
-    :data:`REVERSE_HESSIAN_CHUNK` for ``"reverse"``.  The result is symmetrised, ``(H + H.T) / 2``:
-    both strategies are exact, and the mean only removes the last-bit asymmetry of
-    rounding, so SciPy's symmetric solvers see a symmetric matrix.
+    :data:`REVERSE_HESSIAN_CHUNK` for ``"reverse"`` (one sweep of ``n`` lanes up to
+    :data:`REVERSE_HESSIAN_ONE_SWEEP` inputs).  The result is symmetrised,
+    ``(H + H.T) / 2``: both strategies are exact, and the mean only removes the last-bit
+    asymmetry of rounding, so SciPy's symmetric solvers see a symmetric matrix.
     """
     inner = _InnerGrad(fun, mode, "hessian")
     shape = tuple(x.shape)
+    n = math.prod(shape)
     if chunk is None and mode == "reverse":
-        chunk = REVERSE_HESSIAN_CHUNK
+        chunk = n if 0 < n <= REVERSE_HESSIAN_ONE_SWEEP else REVERSE_HESSIAN_CHUNK
     g, hess = forward.jacobian(inner, x, args, chunk)
-    n = int(np.prod(shape)) if shape else 1
     h2 = np.reshape(hess, (n, n))
-    h2 = (h2 + h2.T) * 0.5
+    h2 = h2 + h2.T
+    h2 *= 0.5  # (in place: the sum is a new array)
     return _primal(inner.value), g, np.reshape(h2, shape + shape)
