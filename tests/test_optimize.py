@@ -274,6 +274,22 @@ def test_objective_returns_copies_and_keeps_no_reference_to_x():
     assert obj.ngev == 1
 
 
+def test_objective_cache_compares_points_bit_for_bit():
+    # -0.0 and 0.0 are different points (f may tell them apart); a nan is itself
+    f = Counted(lambda z: np.sum(1.0 / z))
+    obj = dopt.Objective(f)
+    with np.errstate(divide="ignore"):
+        assert obj.fun(np.array([0.0, 1.0])) == np.inf
+        assert obj.fun(np.array([-0.0, 1.0])) == -np.inf
+    assert obj.ngev == 2
+    g = Counted(lambda z: np.sum(z ** 2))
+    obj = dopt.Objective(g)
+    x = np.array([np.nan, 1.0])
+    obj.fun(x)
+    obj.jac(x.copy())
+    assert (obj.ngev, obj.nhit) == (1, 1)
+
+
 def test_objective_cache_size():
     obj = dopt.Objective(rosen, cache_size=2)
     pts = [near_one(3, a) for a in (0.1, 0.2, 0.3)]
