@@ -40,6 +40,7 @@ from dualad import _ndarray_methods as _nm
 from dualad.rules._elementwise import ufunc_of
 
 from dualad._scalar cimport Dual, HyperDual, _new_dual
+from dualad._layout cimport empty_array, lane_stride, same_shape as _same_shape
 from dualad._kernels cimport (unary_kernel, binary_kernel, unary_loop, fill_tables,
                               fill_loop_tables, unary_names, binary_names, N_UNARY,
                               N_BINARY)
@@ -251,35 +252,6 @@ cdef inline bint _c_f64(object a):
             and cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray> a))
 
 
-cdef Py_ssize_t _lane_stride(object t, object v):
-    """Lane stride (in doubles) of a float64 tangent whose every lane is C-contiguous
-    and shaped like the C-contiguous value ``v``; -1 if the tangent does not qualify.
-
-    Slices along the first value axis (``x[1:]``) keep lanes contiguous, so they stay on
-    the fused path even though the tangent stack as a whole is not contiguous.
-    """
-    if type(t) is not NDARRAY:
-        return -1
-    cdef cnp.ndarray ta = <cnp.ndarray> t
-    cdef cnp.ndarray va = <cnp.ndarray> v
-    cdef int nd = cnp.PyArray_NDIM(va), d
-    if cnp.PyArray_TYPE(ta) != cnp.NPY_DOUBLE or cnp.PyArray_NDIM(ta) != nd + 1:
-        return -1
-    cdef cnp.npy_intp* ts = cnp.PyArray_STRIDES(ta)
-    cdef cnp.npy_intp* tshape = cnp.PyArray_DIMS(ta)
-    cdef cnp.npy_intp* vshape = cnp.PyArray_DIMS(va)
-    cdef cnp.npy_intp expect = sizeof(double)
-    for d in range(nd - 1, -1, -1):
-        if tshape[d + 1] != vshape[d]:
-            return -1
-        if vshape[d] > 1 and ts[d + 1] != expect:
-            return -1
-        expect *= vshape[d]
-    if tshape[0] > 1 and (ts[0] <= 0 or ts[0] % sizeof(double) != 0):
-        return -1
-    return ts[0] // sizeof(double) if tshape[0] > 1 else 0
-
-
 cdef struct Operand:
     const double* v     # values
     Py_ssize_t vs       # value stride: 1 (array) or 0 (scalar)
@@ -302,7 +274,7 @@ cdef int _classify(object o, Operand* op) except -2:
         a = <DualArray> o
         if not _c_f64(a.value):
             return -1
-        tls = _lane_stride(a.tangent, a.value)
+        tls = lane_stride(a.tangent, a.value)
         if tls < 0:
             return -1
         op.v = _ptr(a.value)
@@ -473,34 +445,6 @@ cdef inline bint _lane_scalars_finite(Operand* op, Py_ssize_t k) noexcept nogil:
     return True
 
 
-cdef inline bint _same_shape(cnp.ndarray a, cnp.ndarray b) noexcept:
-    cdef int i, nd = cnp.PyArray_NDIM(a)
-    if cnp.PyArray_NDIM(b) != nd:
-        return False
-    for i in range(nd):
-        if cnp.PyArray_DIMS(a)[i] != cnp.PyArray_DIMS(b)[i]:
-            return False
-    return True
-
-
-cdef inline cnp.ndarray _empty_like(cnp.ndarray like):
-    """A new C-contiguous float64 array of ``like``'s shape, without Python calls."""
-    return cnp.PyArray_EMPTY(cnp.PyArray_NDIM(like), cnp.PyArray_DIMS(like),
-                             cnp.NPY_DOUBLE, 0)
-
-
-cdef cnp.ndarray _empty_lanes(Py_ssize_t k, cnp.ndarray like):
-    """A new C-contiguous float64 array of shape ``(k,) + like.shape`` (tangent lanes)."""
-    cdef cnp.npy_intp dims[65]  # NumPy 2 allows 64 dimensions, lanes included
-    cdef int i, nd = cnp.PyArray_NDIM(like)
-    if nd > 63:
-        return np.empty((k,) + (<object> like).shape)  # lets NumPy raise its error
-    dims[0] = k
-    for i in range(nd):
-        dims[i + 1] = cnp.PyArray_DIMS(like)[i]
-    return cnp.PyArray_EMPTY(nd + 1, dims, cnp.NPY_DOUBLE, 0)
-
-
 cdef object _vector_path(object ufunc, Partial* desc, Operand* ox, Operand* oy,
                          tuple vals, cnp.ndarray base, Py_ssize_t k, Py_ssize_t tag,
                          bint powfix):
@@ -550,7 +494,7 @@ cdef object _vector_path(object ufunc, Partial* desc, Operand* ox, Operand* oy,
         else:
             dp[j] = _ptr(ans)
             dst[j] = 1
-    cdef cnp.ndarray ot = _empty_lanes(k, ans)
+    cdef cnp.ndarray ot = empty_array(ans, k)
     cdef double* pot = _ptr(ot)
     with nogil:
         _lanes_from_partials(dp, dst, ox, oy, pot, n, k)
@@ -561,7 +505,7 @@ cdef object _fast_unary(DualArray a, Py_ssize_t idx):
     """The fused loop for a unary rule, or None if the operand does not qualify."""
     if not _c_f64(a.value):
         return None
-    cdef Py_ssize_t tls = _lane_stride(a.tangent, a.value)
+    cdef Py_ssize_t tls = lane_stride(a.tangent, a.value)
     if tls < 0:
         return None
     cdef cnp.ndarray v = <cnp.ndarray> a.value
@@ -576,8 +520,8 @@ cdef object _fast_unary(DualArray a, Py_ssize_t idx):
                          (a.value,), v, k, a.tag, False)
         if r is not None:
             return r
-    cdef cnp.ndarray ov = _empty_like(v)
-    cdef cnp.ndarray ot = _empty_lanes(k, v)
+    cdef cnp.ndarray ov = empty_array(v)
+    cdef cnp.ndarray ot = empty_array(v, k)
     cdef const double* pv = _ptr(v)
     cdef const double* pt = _ptr(a.tangent)
     cdef double* pov = _ptr(ov)
@@ -635,8 +579,8 @@ cdef object _fast_binary(object x, object y, Py_ssize_t idx, bint powfix):
                          (_value_of(x), _value_of(y)), base, k, tag, powfix)
         if r is not None:
             return r
-    cdef cnp.ndarray ov = _empty_like(base)
-    cdef cnp.ndarray ot = _empty_lanes(k, base)
+    cdef cnp.ndarray ov = empty_array(base)
+    cdef cnp.ndarray ot = empty_array(base, k)
     cdef double* pov = _ptr(ov)
     cdef double* pot = _ptr(ot)
     cdef binary_kernel kern = B1[idx] if (ox.t != NULL and oy.t != NULL) else (

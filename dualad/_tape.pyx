@@ -72,6 +72,7 @@ from dualad import _ndarray_methods as _nm
 from dualad.rules._elementwise import ufunc_of
 
 from dualad._scalar cimport Dual, HyperDual
+from dualad._layout cimport empty_array, lane_stride, same_shape as _same_shape
 from dualad._kernels cimport (unary_kernel, binary_kernel, fill_tables, unary_names,
                               binary_names, N_UNARY, N_BINARY)
 from dualad._errors import (float_conversion, complex_input, object_input,
@@ -903,7 +904,7 @@ cdef int _contribute(list aadj, unsigned char* fl, Py_ssize_t p, object d, doubl
             # negative): shared, or handed over if this was its last reader
             _set(aadj, fl, p, cot, (F_OWN if steal else 0) | (F_NEG if dv == -1.0 else 0))
             return 0
-        out = cot if steal else _empty_like(cot)
+        out = cot if steal else empty_array(cot)
         _axpy(_ptr(out), 0, annihilate, dp, s, dv, cp, cs, n)
         _set(aadj, fl, p, out, F_OWN)
         return 0 if steal else (state & T_STEAL) != 0
@@ -914,7 +915,7 @@ cdef int _contribute(list aadj, unsigned char* fl, Py_ssize_t p, object d, doubl
         _axpy(_ptr(cur), acc, annihilate, dp, s, dv, cp, cs, n)
         return (state & T_STEAL) != 0
     # a shared or broadcast adjoint, or a tracer: a new sum, as _accumulate
-    prod = cot if steal else _empty_like(cot)
+    prod = cot if steal else empty_array(cot)
     _axpy(_ptr(prod), 0, annihilate, dp, s, dv, cp, cs, n)
     _accumulate(aadj, fl, p, prod, pshape)
     return 0 if steal else (state & T_STEAL) != 0
@@ -933,11 +934,11 @@ cdef bint _dual_iadd(object cur, object c) except -1:
         return False
     cdef Py_ssize_t k = cnp.PyArray_DIM(<cnp.ndarray> ct, 0) \
         if cnp.PyArray_NDIM(<cnp.ndarray> ct) > 0 else -1
-    if k < 1 or _tan_stride(ct, cv, k) < 0 or \
+    if k < 1 or lane_stride(ct, cv, k) < 0 or \
             not cnp.PyArray_ISWRITEABLE(<cnp.ndarray> cv) or \
             not cnp.PyArray_ISWRITEABLE(<cnp.ndarray> ct):
         return False
-    cdef Py_ssize_t xtl = _tan_stride(xt, xv, k)
+    cdef Py_ssize_t xtl = lane_stride(xt, xv, k)
     if xtl < 0:
         return False
     cdef Py_ssize_t i, l, n = cnp.PyArray_SIZE(<cnp.ndarray> cv)
@@ -967,12 +968,12 @@ cdef object _dual_sum(object a, object b):
     if type(at) is not NDARRAY or cnp.PyArray_NDIM(<cnp.ndarray> at) == 0:
         return None
     cdef Py_ssize_t k = cnp.PyArray_DIM(<cnp.ndarray> at, 0)
-    cdef Py_ssize_t atl = _tan_stride(at, av, k), btl = _tan_stride(bt, bv, k)
+    cdef Py_ssize_t atl = lane_stride(at, av, k), btl = lane_stride(bt, bv, k)
     if k < 1 or atl < 0 or btl < 0:
         return None
     cdef Py_ssize_t i, l, n = cnp.PyArray_SIZE(<cnp.ndarray> av)
-    ov = _nested_empty(av)
-    ot = _nested_empty(av, k)
+    ov = empty_array(av)
+    ot = empty_array(av, k)
     cdef double* o = _ptr(ov)
     cdef const double* x = _ptr(av)
     cdef const double* y = _ptr(bv)
@@ -1006,7 +1007,7 @@ cdef bint _scatter_dual(list aadj, unsigned char* fl, Py_ssize_t p, object key, 
         length = (<tuple> shape)[0]
         PySlice_Unpack(key, &start, &stop, &step)
         m = PySlice_AdjustIndices(length, &start, &stop, step)
-        ctl = _tan_stride(ct, cv, k)
+        ctl = lane_stride(ct, cv, k)
         if m == cnp.PyArray_DIM(<cnp.ndarray> cv, 0) and ctl >= 0 and k >= 1:
             if cur is None:
                 dims[0] = length
@@ -1470,7 +1471,7 @@ cdef object _times(object d, object cot):
 
 cdef object _mul0(object d, object c):
     """Elementwise d * c in C, with 0 * inf = 0 on either side."""
-    out = _empty_like(c)
+    out = empty_array(c)
     _axpy(_ptr(out), 0, True, _ptr(d), 1.0, 0.0, _ptr(c), 1,
           cnp.PyArray_SIZE(<cnp.ndarray> c))
     return out
@@ -1483,25 +1484,6 @@ cdef inline bint _c_f64(object a):
 
 cdef inline double* _ptr(object a) noexcept:
     return <double*> cnp.PyArray_DATA(<cnp.ndarray> a)
-
-
-cdef inline object _empty_like(object a):
-    """A new C-contiguous float64 array of a's shape."""
-    return cnp.PyArray_EMPTY(cnp.PyArray_NDIM(<cnp.ndarray> a),
-                             cnp.PyArray_DIMS(<cnp.ndarray> a), cnp.NPY_DOUBLE, 0)
-
-
-cdef inline bint _same_shape(object a, object b):
-    """Two ndarrays of one shape."""
-    cdef int k, nd = cnp.PyArray_NDIM(<cnp.ndarray> a)
-    if cnp.PyArray_NDIM(<cnp.ndarray> b) != nd:
-        return False
-    cdef cnp.npy_intp* da = cnp.PyArray_DIMS(<cnp.ndarray> a)
-    cdef cnp.npy_intp* db = cnp.PyArray_DIMS(<cnp.ndarray> b)
-    for k in range(nd):
-        if da[k] != db[k]:
-            return False
-    return True
 
 
 cdef void _axpy(double* o, int acc, bint annihilate, const double* dp, double s, double dv,
@@ -1630,14 +1612,14 @@ cdef object _fast_elementwise(Tape tape, Py_ssize_t code, object x, object y):
     if kernel:
         op = 0
     if op == DD_SQUARE:
-        ans = _empty_like(arr)
+        ans = empty_array(arr)
         dd_arith(DD_SQUARE, vp[0], vs[0], vp[0], vs[0], _ptr(ans), n)
         _clear_flags()  # (silent, as the rule's kernel: 1e300 ** 2 is inf)
         f.d0 = v0
         f.s0 = 2.0
     elif op != 0:
         # add, subtract, multiply, negative: partials are numbers or operands
-        ans = _empty_like(arr)
+        ans = empty_array(arr)
         _clear_flags()
         dd_arith(op, vp[0], vs[0], vp[1], vs[1], _ptr(ans), n)
         if _raised():
@@ -1663,7 +1645,7 @@ cdef object _fast_elementwise(Tape tape, Py_ssize_t code, object x, object y):
                     d = _kind_partial(u.kind[j], u.cval[j], v0, v1, ans)
                 elif u.tie != 0:
                     # maximum, minimum (ReLU): one C pass instead of two nested wheres
-                    d = _empty_like(arr)
+                    d = empty_array(arr)
                     dd_tie(vp[0], vs[0], vp[1], vs[1], _ptr(d), n,
                            1.0 if (u.tie > 0) == (j == 0) else 0.0,
                            0.0 if (u.tie > 0) == (j == 0) else 1.0)
@@ -1680,9 +1662,9 @@ cdef object _fast_elementwise(Tape tape, Py_ssize_t code, object x, object y):
                 else:
                     f.d1 = d
     elif kernel:
-        ans = _empty_like(arr)
-        d0 = _empty_like(arr) if which & 1 else None
-        d1 = _empty_like(arr) if which & 2 else None
+        ans = empty_array(arr)
+        d0 = empty_array(arr) if which & 1 else None
+        d1 = empty_array(arr) if which & 2 else None
         _kernel_loop(nin, u.idx, which, vp[0], vs[0], vp[1], vs[1], _ptr(ans),
                      _ptr(d0) if d0 is not None else NULL,
                      _ptr(d1) if d1 is not None else NULL, n, u.power != 0)
@@ -1825,45 +1807,6 @@ cdef extern from *:
     void dd2_mul2(double* o, const double* d, Py_ssize_t ds, double s, const double* c,
                   const double* e, const double* f, Py_ssize_t fs,
                   Py_ssize_t n) noexcept nogil
-
-
-cdef object _nested_empty(object like, Py_ssize_t k=0):
-    """A new float64 array of like's shape, or (k > 0) of shape (k,) + like.shape."""
-    cdef cnp.npy_intp dims[33]
-    cdef int d, nd = cnp.PyArray_NDIM(<cnp.ndarray> like), off = 1 if k > 0 else 0
-    if nd > 32:
-        return np.empty(((k,) if k > 0 else ()) + tuple(like.shape))
-    dims[0] = k
-    for d in range(nd):
-        dims[d + off] = cnp.PyArray_DIM(<cnp.ndarray> like, d)
-    return cnp.PyArray_EMPTY(nd + off, dims, cnp.NPY_DOUBLE, 0)
-
-
-cdef Py_ssize_t _tan_stride(object t, object v, Py_ssize_t k):
-    """Lane stride (in doubles) of a float64 tangent of shape (k,) + v.shape whose every
-    lane is C-contiguous (``v`` a C-contiguous array); -1 if it does not qualify."""
-    if type(t) is not NDARRAY:
-        return -1
-    cdef cnp.ndarray ta = <cnp.ndarray> t
-    cdef cnp.ndarray va = <cnp.ndarray> v
-    cdef int nd = cnp.PyArray_NDIM(va), d
-    if cnp.PyArray_TYPE(ta) != cnp.NPY_DOUBLE or cnp.PyArray_NDIM(ta) != nd + 1:
-        return -1
-    cdef cnp.npy_intp* ts = cnp.PyArray_STRIDES(ta)
-    cdef cnp.npy_intp* tshape = cnp.PyArray_DIMS(ta)
-    cdef cnp.npy_intp* vshape = cnp.PyArray_DIMS(va)
-    cdef cnp.npy_intp expect = sizeof(double)
-    if k >= 0 and tshape[0] != k:
-        return -1
-    for d in range(nd - 1, -1, -1):
-        if tshape[d + 1] != vshape[d]:
-            return -1
-        if vshape[d] > 1 and ts[d + 1] != expect:
-            return -1
-        expect *= vshape[d]
-    if tshape[0] > 1 and (ts[0] <= 0 or ts[0] % sizeof(double) != 0):
-        return -1
-    return ts[0] // sizeof(double) if tshape[0] > 1 else 0
 
 
 # how _nested_loop gets the value and the partials
@@ -2064,7 +2007,7 @@ cdef object _nested_elementwise(Tape tape, Py_ssize_t code, object x, object y):
             if kj < 1 or k >= 0 and kj != k:
                 return None
             k = kj
-            ls = _tan_stride(lanes, v, k)
+            ls = lane_stride(lanes, v, k)
             if ls < 0:
                 return None
             nodes[j] = (<RArray> o).node
@@ -2112,19 +2055,19 @@ cdef object _nested_elementwise(Tape tape, Py_ssize_t code, object x, object y):
         else:
             mode = NM_SQUARE if cv[1] == 2.0 and u.power == 1 else NM_POWC
     n = cnp.PyArray_SIZE(<cnp.ndarray> arr)
-    ans_v = _nested_empty(arr)
-    ans_t = _nested_empty(arr, k)
+    ans_v = empty_array(arr)
+    ans_t = empty_array(arr, k)
     d0v = d0t = d1v = d1t = None
     for j in range(nin):
         if (which >> j) & 1 and u.kind[j] == PK_KERNEL and const_partial is None and \
                 mode != NM_SQUARE:
             need |= 1 << j
     if need & 1:
-        d0v = _nested_empty(arr)
-        d0t = _nested_empty(arr, k)
+        d0v = empty_array(arr)
+        d0t = empty_array(arr, k)
     if need & 2:
-        d1v = _nested_empty(arr)
-        d1t = _nested_empty(arr, k)
+        d1v = empty_array(arr)
+        d1t = empty_array(arr, k)
     cdef double* p0v = _ptr(d0v) if need & 1 else NULL
     cdef double* p0t = _ptr(d0t) if need & 1 else NULL
     cdef double* p1v = _ptr(d1v) if need & 2 else NULL
@@ -2247,7 +2190,7 @@ cdef object _nested_times(object dv, object dt, double sc, _NestedVJP f, object 
         ct = cot.tangent
         if not _c_f64(cv) or not _has_shape(cv, f.shape):
             return _nested_generic(dv, dt, sc, f, cot)
-        ctl = _tan_stride(ct, cv, k)
+        ctl = lane_stride(ct, cv, k)
         if ctl < 0:
             return _nested_generic(dv, dt, sc, f, cot)
         if type(dv) is float and dt is None and dv == 1.0:
@@ -2279,7 +2222,7 @@ cdef object _nested_times(object dv, object dt, double sc, _NestedVJP f, object 
     if dt is not None:
         if ds == 0:
             return _nested_generic(dv, dt, sc, f, cot)
-        dtl = _tan_stride(dt, dv, k)
+        dtl = lane_stride(dt, dv, k)
         if dtl < 0:
             return _nested_generic(dv, dt, sc, f, cot)
         pdt = _ptr(dt)
@@ -2288,9 +2231,9 @@ cdef object _nested_times(object dv, object dt, double sc, _NestedVJP f, object 
         if shape_ref is None:
             return _nested_generic(dv, dt, sc, f, cot)
     n = cnp.PyArray_SIZE(<cnp.ndarray> shape_ref)
-    out_v = _nested_empty(shape_ref)
+    out_v = empty_array(shape_ref)
     cdef bint traced = pdt != NULL or pct != NULL
-    out_t = _nested_empty(shape_ref, k) if traced else None
+    out_t = empty_array(shape_ref, k) if traced else None
     cdef double* pov = _ptr(out_v)
     cdef double* pot = _ptr(out_t) if traced else NULL
     if n * k >= LAZY_MIN:
