@@ -116,26 +116,25 @@ class _ModeTransform(_Transform):
 
     def _dispatch(self, x, args, m, run):
         """``run(mode) -> (result, m)`` in the forced or the selected mode, with the
-        large temporaries of the call served by the caching allocator."""
+        large temporaries of the call served by the caching allocator.  Once the
+        selector has decided for this call signature, a call costs one dict lookup."""
         previous = _memory.cache_on()
         try:
-            return self._dispatch_mode(x, args, m, run)
+            selector = self._selector
+            if selector is None:
+                self.last_mode = self.mode
+                return run(self.mode)[0]
+            key = _signature(x, args)
+            choice = selector.choices.get(key)
+            if choice is not None and choice.mode is not None:  # decided
+                selector.last = choice
+                self.last_mode = choice.mode
+                return run(choice.mode)[0]
+            mode, result = selector.call(key, _size(x), m, run)
+            self.last_mode = mode
+            return result
         finally:
             _memory.cache_off(previous)
-
-    def _dispatch_mode(self, x, args, m, run):
-        if self._selector is None:
-            self.last_mode = self.mode
-            return run(self.mode)[0]
-        key = _signature(x, args)
-        choice = self._selector.choices.get(key)
-        if choice is not None and choice.mode is not None:  # decided: one lookup
-            self._selector.last = choice
-            self.last_mode = choice.mode
-            return run(choice.mode)[0]
-        mode, result = self._selector.call(key, _size(x), m, run)
-        self.last_mode = mode
-        return result
 
     def explain(self):
         """Which mode the last call used, and why.
