@@ -137,7 +137,9 @@ def regret(kind, n, m, warmup=6, slow=2.0, rounds=7, budget=0.01):
 
     The three callables are timed in interleaved rounds (forward, reverse, auto, then
     again), so that a slow spell of a shared machine hits them alike; each time is the
-    median over the rounds.
+    median over the rounds.  Each sample follows one untimed call of the same callable:
+    otherwise the one timed after reverse mode finds the memory cache holding reverse
+    mode's block sizes (a few percent against whichever comes third).
 
     Parameters
     ----------
@@ -187,6 +189,7 @@ def regret(kind, n, m, warmup=6, slow=2.0, rounds=7, budget=0.01):
     samples = {k: [] for k in calls}
     for _ in range(rounds):
         for k, t in calls.items():
+            t(*args)  # untimed: the previous callable's temporaries may hold the cache
             samples[k].append(timeit.timeit(lambda t=t: t(*args), number=numbers[k])
                               / numbers[k])
     times = {k: float(np.median(v)) for k, v in samples.items()}
