@@ -59,7 +59,7 @@ CFLAGS = ["-O3"] if not DEBUG else ["-O0", "-g"]
 EXTENSIONS = [
     Extension(f"dualad.{name}", [f"dualad/{name}.pyx"], include_dirs=[np.get_include()],
               define_macros=MACROS, extra_compile_args=CFLAGS)
-    for name in ("_scalar", "_array", "_tape", "_memory")
+    for name in ("_scalar", "_array", "_tape", "_memory", "_hyper")
 ]
 
 setup(

@@ -4,7 +4,8 @@
   n = 100 and 10 000 beside SciPy's hand-written ``rosen_hess_prod`` and beside one
   reverse-mode gradient (the promise: an HVP is a small constant times a gradient).
 - ``RosenbrockHessian``: ``dualad.hessian`` at n = 10, 100 and 1000 beside
-  ``rosen_hess``, in both strategies and with ``mode="auto"``.
+  ``rosen_hess`` and the plain function, in both strategies (forced ``mode="forward"``:
+  one HessianArray evaluation up to n = 128) and with ``mode="auto"``.
 - ``SelectorRegret``: over a grid of problems, the time of ``mode="auto"`` (after its
   first calls) divided by the time of the faster forced mode: 1.0 is a perfect choice;
   the target is at most 1.15 everywhere.  ``track_`` benchmark: asv records the ratio.
@@ -29,8 +30,9 @@ FWD = "dualad forward"
 REV = "dualad reverse"
 AUTO = "dualad auto"
 
-#: Forward-over-forward Hessians take ceil(n/12)**2 nested sweeps: beyond this n they
-#: only measure patience.
+#: Forward-over-forward Hessians of up to ``dualad.second.HYPER_MAX_N`` (128) inputs are
+#: one evaluation on HessianArray values; above, ceil(n/12)**2 nested sweeps: beyond this
+#: n they only measure patience.
 _FOF_MAX_N = 200
 
 

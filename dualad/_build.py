@@ -18,7 +18,7 @@ import sys
 
 __all__ = ["check_build", "EXTENSIONS"]
 
-EXTENSIONS = ("_scalar", "_array", "_tape", "_memory")
+EXTENSIONS = ("_scalar", "_array", "_tape", "_memory", "_hyper")
 
 
 def _has_extensions(folder):
