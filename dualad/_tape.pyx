@@ -26,7 +26,13 @@ Two kinds of node:
   elementwise ufuncs off the fast path it multiplies the cotangent by the partials the
   forward pass computed (the registry's NumPy-compiled rule table) and undoes
   broadcasting; structural and linear functions register their transposes in
-  :mod:`dualad.rules.linear`.  Basic slices and ``np.sum(x)`` are applied in place too.
+  :mod:`dualad.rules.linear`.  Basic slices and ``np.sum(x)`` are applied in place too,
+  and so are the nodes of a small network's training step (issue 7): ``a @ b`` of 2-D
+  float64 values (the VJP's products are BLAS calls), ``a + b`` / ``a - b`` with
+  broadcasting (a bias row: the sums over the broadcast axes), ``np.mean(x)`` and C-order
+  reshapes (the cotangent reshaped, keeping its flags and ownership).  Each records the
+  value the generic rule would and applies the same NumPy calls without its Python
+  closures (tests/test_reverse_mlp_fastpaths.py compares them with the generic rules).
 
 A zero cotangent annihilates (``0 * inf = 0``), as a zero tangent does in forward mode.
 Every shortcut of the sweep computes the numbers the plain products and sums would
@@ -111,6 +117,9 @@ cdef Py_ssize_t I_ABS = unary_names().index("absolute")
 
 _MODE = "reverse"
 _np_sum = np.sum
+_np_mean = np.mean
+_np_reshape = np.reshape
+_np_matmul = np.matmul
 _add_reduce = np.add.reduce
 
 # Diagnostics hooks.  _observing counts the tapes that have an observer: while it is 0
@@ -487,16 +496,57 @@ cdef class _SliceVJP:
 
 @cython.final
 cdef class _SumAllVJP:
-    """VJP of np.sum(x) over all axes: the cotangent spread over x's shape."""
+    """VJP of np.sum(x) (or np.mean(x), ``count`` its number of elements) over all
+    axes: the cotangent (divided by ``count``) spread over x's shape."""
     cdef object shape
+    cdef Py_ssize_t count   # 1 for a sum
 
-    def __cinit__(self, shape):
+    def __cinit__(self, shape, Py_ssize_t count=1):
         self.shape = shape
+        self.count = count
 
     def __call__(self, cot):
+        if self.count != 1:
+            cot = cot / self.count  # (the generic mean rule's cot / count)
         if type(cot) is NDARRAY or isinstance(cot, float):
             return [np.full(self.shape, float(cot))]
         return [cot * np.ones(self.shape)]
+
+
+@cython.final
+cdef class _MatmulVJP:
+    """VJP of ``a @ b`` for 2-D float64 values: ``cot @ b.T`` to a traced ``a``,
+    ``a.T @ cot`` to a traced ``b`` (the products of the generic rule, which the sweep
+    calls without its Python closures; see _fast_matmul)."""
+    cdef object a, b
+    cdef bint ta, tb   # which operands are traced
+
+    def __call__(self, cot):
+        return [np.matmul(cot, self.b.T) if self.ta else None,
+                np.matmul(self.a.T, cot) if self.tb else None]
+
+
+@cython.final
+cdef class _ReshapeVJP:
+    """VJP of a C-order reshape: the cotangent reshaped back to the operand's shape."""
+    cdef object shape
+
+    def __call__(self, cot):
+        return [np.reshape(cot, self.shape)]
+
+
+@cython.final
+cdef class _BroadcastVJP:
+    """VJP of ``a + b`` / ``a - b`` with broadcasting: the cotangent (negated for the
+    subtrahend) summed over the axes broadcasting added or stretched, as the generic
+    rule's ``unbroadcast`` sums it (see _fast_broadcast)."""
+    cdef object s0, s1   # the operands' shapes
+    cdef object shape    # the result's shape
+    cdef bint sub
+
+    def __call__(self, cot):
+        return [unbroadcast(cot, self.s0),
+                unbroadcast(-cot if self.sub else cot, self.s1)]
 
 
 cdef void* _realloc(void* p, size_t size) except NULL:
@@ -1076,6 +1126,16 @@ cdef int _sweep_array(object info, object cot, int state, list aadj,
         p = parents[0]
         _scatter(aadj, fl, p, (<_SliceVJP> vjp).key, cot, shapes[p], state)
         return 0
+    if type(cot) is NDARRAY and cnp.PyArray_TYPE(<cnp.ndarray> cot) == cnp.NPY_DOUBLE:
+        if type(vjp) is _ReshapeVJP:
+            _sweep_reshape(<_ReshapeVJP> vjp, cot, state, parents[0], aadj, fl, shapes)
+            return 0
+        if type(vjp) is _MatmulVJP:
+            _sweep_matmul(<_MatmulVJP> vjp, _plain(cot, state), parents, aadj, fl, shapes)
+            return 0
+        if type(vjp) is _BroadcastVJP:
+            _sweep_broadcast(<_BroadcastVJP> vjp, cot, state, parents, aadj, fl, shapes)
+            return 0
     cot = _plain(cot, state)
     if type(vjp) is _NestedVJP:
         # forward-over-reverse elementwise node: products in C, new adjoints owned
@@ -1101,13 +1161,16 @@ cdef int _sweep_array(object info, object cot, int state, list aadj,
             type(cot) is NDARRAY and cnp.PyArray_NDIM(<cnp.ndarray> cot) == 0)):
         p = parents[0]
         shape = (<_SumAllVJP> vjp).shape
+        c = float(cot)
+        if (<_SumAllVJP> vjp).count != 1:
+            c = c / (<_SumAllVJP> vjp).count  # np.mean: the generic rule's cot / count
         if aadj[p] is None and _shape_size(shape) >= LAZY_MIN:
             # every element's cotangent is one number: a broadcast view, no buffer
-            _set(aadj, fl, p, _broadcast(float(cot), shape), F_LAZY)
+            _set(aadj, fl, p, _broadcast(c, shape), F_LAZY)
         elif aadj[p] is None:
-            _set(aadj, fl, p, _filled(shape, float(cot)), F_OWN)
+            _set(aadj, fl, p, _filled(shape, c), F_OWN)
         else:
-            _accumulate(aadj, fl, p, _filled(shape, float(cot)), shapes[p])
+            _accumulate(aadj, fl, p, _filled(shape, c), shapes[p])
         return 0
     cots = vjp(cot)
     for j in range(len(parents)):
@@ -1122,6 +1185,101 @@ cdef int _sweep_array(object info, object cot, int state, list aadj,
                 sadj[p] += float(np.sum(c))
         else:
             _accumulate(aadj, fl, p, cots[j], shapes[p])
+    return 0
+
+
+cdef inline void _give(list aadj, unsigned char* fl, Py_ssize_t p, object c,
+                       list shapes) except *:
+    """aadj[p] += c for a new float64 array ``c`` that nobody else holds: it becomes the
+    adjoint (written in place later) when there is none yet."""
+    if aadj[p] is None and type(c) is NDARRAY and \
+            cnp.PyArray_ISWRITEABLE(<cnp.ndarray> c) and _c_f64(c):
+        _set(aadj, fl, p, c, F_OWN)
+    else:
+        _accumulate(aadj, fl, p, c, shapes[p])
+
+
+cdef int _sweep_reshape(_ReshapeVJP f, object cot, int state, Py_ssize_t p, list aadj,
+                        unsigned char* fl, list shapes) except -1:
+    """A reshape's cotangent reaches the operand as a reshaped view: it keeps its flags
+    (negated, broadcast number) and, if it was this sweep's own buffer, its ownership."""
+    c = cot.reshape(f.shape)
+    if aadj[p] is not None:
+        _accumulate(aadj, fl, p, _plain(c, state), shapes[p])
+        return 0
+    flags = state & (F_LAZY | F_NEG)
+    if state & T_STEAL and type(c) is NDARRAY and _c_f64(c) and \
+            cnp.PyArray_ISWRITEABLE(<cnp.ndarray> c):
+        flags |= F_OWN
+    _set(aadj, fl, p, c, flags)
+    return 0
+
+
+cdef int _sweep_matmul(_MatmulVJP f, object cot, list parents, list aadj,
+                       unsigned char* fl, list shapes) except -1:
+    """The two products of a 2-D matmul's VJP (BLAS), new adjoints owned."""
+    if f.ta:
+        _give(aadj, fl, parents[0], _np_matmul(cot, cnp.PyArray_Transpose(
+            <cnp.ndarray> f.b, NULL)), shapes)
+    if f.tb:
+        _give(aadj, fl, parents[1], _np_matmul(cnp.PyArray_Transpose(
+            <cnp.ndarray> f.a, NULL), cot), shapes)
+    return 0
+
+
+cdef object _unbroadcast(object cot, object shape):
+    """``unbroadcast(cot, shape)`` for a float64 ndarray cotangent (the same sums)."""
+    cdef Py_ssize_t i, nd = len(shape)
+    cdef Py_ssize_t extra = cnp.PyArray_NDIM(<cnp.ndarray> cot) - nd
+    if extra == 0 and _has_shape(cot, shape):
+        return cot
+    if extra > 0:
+        cot = _add_reduce(cot, tuple(range(extra)))
+    axes = []
+    for i in range(nd):
+        if shape[i] == 1 and cot.shape[i] != 1:
+            axes.append(i)
+    if axes:
+        cot = _add_reduce(cot, tuple(axes), None, None, True)
+    return cot
+
+
+cdef int _sweep_broadcast(_BroadcastVJP f, object cot, int state, list parents,
+                          list aadj, unsigned char* fl, list shapes) except -1:
+    """``a + b`` / ``a - b`` with broadcasting: the sums over the broadcast axes first
+    (new arrays), then the operand of the result's shape gets the cotangent itself,
+    shared, or handed over when this node was its last reader."""
+    cdef Py_ssize_t j, p, full = -1
+    cdef int flags
+    cdef bint shared = False
+    c = _plain(cot, state)
+    if c is not cot:
+        state = (state & ~(F_LAZY | F_NEG)) | T_STEAL  # a new array of _plain's
+    for j in range(2):
+        p = parents[j]
+        if p < 0:
+            continue
+        s = f.s0 if j == 0 else f.s1
+        if j == 0 or not f.sub:
+            if _has_shape(c, s) and full < 0:
+                full = j  # the cotangent itself: last (the sums read it first)
+                continue
+            g = _unbroadcast(c, s)
+        else:
+            g = _unbroadcast(np.negative(c), s)
+        if g is c:
+            shared = True
+            _accumulate(aadj, fl, p, g, shapes[p])
+        else:
+            _give(aadj, fl, p, g, shapes)
+    if full >= 0:
+        p = parents[full]
+        if aadj[p] is None:
+            flags = F_OWN if state & T_STEAL and not shared and _c_f64(c) and \
+                cnp.PyArray_ISWRITEABLE(<cnp.ndarray> c) else 0
+            _set(aadj, fl, p, c, flags)
+        else:
+            _accumulate(aadj, fl, p, c, shapes[p])
     return 0
 
 
@@ -1542,6 +1700,83 @@ cdef object _kind_partial(int kind, double c, object v0, object v1, object ans):
     return ans
 
 
+cdef object _fast_broadcast(Tape tape, Py_ssize_t code, Py_ssize_t n0, Py_ssize_t n1,
+                            object v0, object v1):
+    """``x + y`` / ``x - y`` of plain float64 arrays of different shapes (``v0``, ``v1``
+    their values, ``n0``, ``n1`` their nodes or -1): the value from NumPy's broadcasting
+    loop (its errors for shapes that do not broadcast), the VJP a _BroadcastVJP."""
+    ans = INFO_UFUNC[code](v0, v1)
+    cdef _BroadcastVJP f = _BroadcastVJP.__new__(_BroadcastVJP)
+    f.s0 = tuple(v0.shape)
+    f.s1 = tuple(v1.shape)
+    f.shape = tuple(ans.shape)
+    f.sub = code == C_SUB
+    return wrap(tape, ans, tape._push(K_ARRAY, -1, -1, 0.0, 0.0, -1, (f, [n0, n1]),
+                                      f.shape))
+
+
+cdef inline bint _f64_matrix(object v):
+    return (type(v) is NDARRAY and cnp.PyArray_NDIM(<cnp.ndarray> v) == 2
+            and cnp.PyArray_TYPE(<cnp.ndarray> v) == cnp.NPY_DOUBLE)
+
+
+cdef object _fast_matmul(object x, object y):
+    """``x @ y`` for 2-D float64 values (RArrays of one tape, or plain arrays; at least
+    one traced): NumPy's product, and a node whose VJP the sweep applies without a
+    Python call (_MatmulVJP); None when the operands do not qualify."""
+    cdef Tape tape = None
+    cdef Py_ssize_t nx = -1, ny = -1
+    xv = x
+    yv = y
+    if type(x) is RArray:
+        tape = (<RArray> x).tape
+        xv = (<RArray> x).value
+        nx = (<RArray> x).node
+    if type(y) is RArray:
+        if tape is not None and (<RArray> y).tape is not tape:
+            return None
+        tape = (<RArray> y).tape
+        yv = (<RArray> y).value
+        ny = (<RArray> y).node
+    if tape is None or not _f64_matrix(xv) or not _f64_matrix(yv):
+        return None
+    value = np.matmul(xv, yv)  # (its error for mismatched inner dimensions)
+    cdef _MatmulVJP f = _MatmulVJP.__new__(_MatmulVJP)
+    f.a = xv
+    f.b = yv
+    f.ta = nx >= 0
+    f.tb = ny >= 0
+    return wrap(tape, value, tape._push(K_ARRAY, -1, -1, 0.0, 0.0, -1, (f, [nx, ny]),
+                                        tuple(value.shape)))
+
+
+cdef object _fast_reshape(RArray a, object shape):
+    """``a.reshape(shape)`` (C order) of a plain float64 value: a view, and a node the
+    sweep applies without a Python call (_ReshapeVJP); None if the value is a tracer."""
+    v = a.value
+    if type(v) is not NDARRAY or cnp.PyArray_TYPE(<cnp.ndarray> v) != cnp.NPY_DOUBLE:
+        return None
+    value = v.reshape(shape)  # (NumPy's error for a size that does not fit)
+    cdef _ReshapeVJP f = _ReshapeVJP.__new__(_ReshapeVJP)
+    f.shape = tuple(v.shape)
+    return wrap(a.tape, value, a.tape._push(K_ARRAY, -1, -1, 0.0, 0.0, -1,
+                                            (f, [a.node]), tuple(value.shape)))
+
+
+cdef bint _whole(dict kwargs):
+    """No keywords, or only a reduction's defaults (``x.sum()``, ``x.mean()``)."""
+    for k, v in kwargs.items():
+        if k == "keepdims":
+            if v is not False:
+                return False
+        elif k == "axis" or k == "dtype" or k == "out":
+            if v is not None:
+                return False
+        else:
+            return False
+    return True
+
+
 cdef object _fast_elementwise(Tape tape, Py_ssize_t code, object x, object y):
     """Rule ``INFO[code]`` on ``x`` (and ``y``) by the fast path, or None when the
     operands do not qualify: RArrays of this tape and plain arrays (float64,
@@ -1588,6 +1823,9 @@ cdef object _fast_elementwise(Tape tape, Py_ssize_t code, object x, object y):
         if arr is None:
             arr = v
         elif not _same_shape(arr, v):
+            if op == DD_ADD or op == DD_SUB:
+                # a bias row added to a matrix...: NumPy's broadcasting, sums back
+                return _fast_broadcast(tape, code, nodes[0], nodes[1], v0, v)
             return None
         vp[j] = _ptr(v)
         vs[j] = 1 if cnp.PyArray_NDIM(<cnp.ndarray> v) > 0 else 0
@@ -1631,6 +1869,22 @@ cdef object _fast_elementwise(Tape tape, Py_ssize_t code, object x, object y):
             f.d0 = _kind_partial(u.kind[0], u.cval[0], v0, v1, ans)
         if which & 2:
             f.d1 = _kind_partial(u.kind[1], u.cval[1], v0, v1, ans)
+    elif kernel and n >= VECTOR_MIN and u.tie != 0 and nin == 2:
+        # maximum, minimum (ReLU) of large arrays: NumPy's loop for the value (it raises
+        # no floating-point flag, NaNs included: no errstate to enter), each partial in
+        # one C pass instead of two nested wheres
+        ans = np.asarray(INFO_UFUNC[code](v0, v1), dtype=np.float64)
+        for j in range(2):
+            if (which >> j) & 1:
+                d = empty_array(arr)
+                dd_tie(vp[0], vs[0], vp[1], vs[1], _ptr(d), n,
+                       1.0 if (u.tie > 0) == (j == 0) else 0.0,
+                       0.0 if (u.tie > 0) == (j == 0) else 1.0)
+                if j == 0:
+                    f.d0 = d
+                else:
+                    f.d1 = d
+        _clear_flags()  # (NaN compares)
     elif kernel and n >= VECTOR_MIN:
         # large arrays: NumPy's vectorized loops for the value and the table's partial
         # expressions beat one kernel call per element (x ** 2.0: 3.7 vs ~1 ns each)
@@ -2325,6 +2579,10 @@ cpdef object generic_ufunc(object ufunc, tuple inputs, dict kwargs):
     """Apply a ufunc to operands among which there are reverse tracers."""
     cdef object r
     cdef Py_ssize_t code
+    if ufunc is _np_matmul and not kwargs and len(inputs) == 2:
+        r = _fast_matmul(inputs[0], inputs[1])
+        if r is not None:
+            return r
     if not kwargs:
         fast = FAST_INDEX.get(ufunc)
         if fast is not None and len(inputs) == INFO[<Py_ssize_t> fast].nin:
@@ -2401,13 +2659,30 @@ cpdef object generic_ufunc_method(object ufunc, str method, tuple inputs, dict k
 cpdef object generic_array_function(object func, object types, object args, dict kwargs):
     """``__array_function__`` of reverse tracers: the reverse-mode registry."""
     cdef RArray a
-    if func is _np_sum and not kwargs and len(args) == 1 and type(args[0]) is RArray and \
-            type((<RArray> args[0]).value) is NDARRAY:
-        # np.sum(x) of a plain array: no other tracer can be involved
+    cdef Py_ssize_t count
+    if (func is _np_sum or func is _np_mean) and len(args) == 1 and \
+            type(args[0]) is RArray and type((<RArray> args[0]).value) is NDARRAY and \
+            (not kwargs or _whole(kwargs)):
+        # np.sum(x), np.mean(x) of a plain array: no other tracer can be involved
         a = <RArray> args[0]
-        value = np.asarray(_add_reduce(a.value, None))  # (ndarray.sum's loop)
-        return wrap(a.tape, value, a.tape._push(K_ARRAY, -1, -1, 0.0, 0.0, -1,
-                                                (_SumAllVJP(a.value.shape), [a.node]), ()))
+        if func is _np_sum:
+            value = np.asarray(_add_reduce(a.value, None))  # (ndarray.sum's loop)
+            count = 1
+        else:
+            count = cnp.PyArray_SIZE(<cnp.ndarray> a.value)
+            # np.mean's own sum over all axes, then its division by the count (an empty
+            # mean's warning and NaN stay the generic rule's)
+            value = np.asarray(_add_reduce(a.value, tuple(range(a.value.ndim))) / count) \
+                if count > 0 else None
+        if value is not None:
+            return wrap(a.tape, value, a.tape._push(
+                K_ARRAY, -1, -1, 0.0, 0.0, -1, (_SumAllVJP(a.value.shape, count),
+                                                [a.node]), ()))
+    if func is _np_reshape and len(args) == 2 and not kwargs and \
+            type(args[0]) is RArray:
+        r = _fast_reshape(<RArray> args[0], args[1])
+        if r is not None:
+            return r
     if func is _np_sum and not kwargs and len(args) == 1 and type(args[0]) is RArray and \
             type((<RArray> args[0]).value) is DUALARRAY and not _observing:
         r = _nested_sum(<RArray> args[0])
@@ -2728,9 +3003,17 @@ cdef class RArray:
         return np.power(o, self) if _binop_ok(o) else NotImplemented
 
     def __matmul__(self, o):
+        if not _observing:
+            r = _fast_matmul(self, o)
+            if r is not None:
+                return r
         return np.matmul(self, o) if _binop_ok(o) else NotImplemented
 
     def __rmatmul__(self, o):
+        if not _observing:
+            r = _fast_matmul(o, self)
+            if r is not None:
+                return r
         return np.matmul(o, self) if _binop_ok(o) else NotImplemented
 
     def __mod__(self, o):
@@ -2788,7 +3071,14 @@ cdef class RArray:
     std = _nm.std
     cumsum = _nm.cumsum
     cumprod = _nm.cumprod
-    reshape = _nm.reshape
+    def reshape(self, *shape, order="C"):
+        """Reshape (``np.reshape``); accepts ``reshape(2, 3)`` and ``reshape((2, 3))``."""
+        if order == "C" and shape and not _observing:
+            r = _fast_reshape(self, shape[0] if len(shape) == 1 else shape)
+            if r is not None:
+                return r
+        return _nm.reshape(self, *shape, order=order)
+
     ravel = _nm.ravel
     flatten = _nm.flatten
     transpose = _nm.transpose

@@ -34,6 +34,8 @@ from .api import value_and_grad
 
 __all__ = ["SGD", "Adam", "AdamW", "History", "Optimizer", "fit"]
 
+_F64 = np.dtype(np.float64)
+
 
 # -- validation helpers ------------------------------------------------------------------
 
@@ -232,6 +234,8 @@ class Optimizer:
         self._t = 0
         self._unravel = None
         self._array_shape = None  # params were one float64 array of this shape
+        self._work = None  # scratch vectors of an update (not state)
+        self._lr_checked = None  # (lr, its validated float): lr checked once, not per step
         for name in self._buffers:
             setattr(self, "_" + name, None)
 
@@ -263,7 +267,12 @@ class Optimizer:
     def _lr_at(self, t):
         lr = self.lr
         if not callable(lr):
-            return _positive("lr", lr)
+            checked = self._lr_checked
+            if checked is not None and checked[0] is lr:
+                return checked[1]  # (the same object as at the previous step)
+            value = _positive("lr", lr)
+            self._lr_checked = (lr, value)
+            return value
         value = lr(t)
         try:
             return _positive(f"the learning-rate schedule's value lr({t})", value)
@@ -310,10 +319,11 @@ class Optimizer:
         array([1., 2.])
         """
         if (type(params) is np.ndarray and type(grads) is np.ndarray
-                and params.dtype == np.float64 and grads.dtype == np.float64
-                and grads.shape == params.shape and self._unravel is not None
-                and self._array_shape == params.shape):
+                and self._array_shape == params.shape and grads.shape == params.shape
+                and params.dtype == _F64 and grads.dtype == _F64):
             # one float64 array, as at the previous step (fit's loop): no tree to walk
+            if params.ndim == 1:
+                return self._step_flat(params.copy(), grads)
             return self._step_flat(params.reshape(-1).copy(), grads.reshape(-1)
                                    ).reshape(params.shape)
         p, unravel = pytree.ravel(params)
@@ -537,13 +547,25 @@ class Adam(Optimizer):
         g = self._decay(p, g, lr)
         b1, b2 = self.betas
         m, v = self._m, self._v
+        # the formulas of the Notes, operation for operation, in two scratch vectors
+        # kept between steps: no allocation per step (a training loop takes thousands)
+        work = self._work
+        if work is None or work[0].shape != p.shape:
+            work = self._work = (np.empty_like(p), np.empty_like(p))
+        s, q = work
         m *= b1
-        m += (1.0 - b1) * g
+        np.multiply(g, 1.0 - b1, out=s)  # (1 - b1) g
+        m += s
         v *= b2
-        v += (1.0 - b2) * (g * g)
-        denom = np.sqrt(v / (1.0 - b2 ** t))
-        denom += self.eps
-        p -= (lr / (1.0 - b1 ** t)) * m / denom
+        np.multiply(g, g, out=s)
+        s *= 1.0 - b2                    # (1 - b2) g^2
+        v += s
+        np.divide(v, 1.0 - b2 ** t, out=s)
+        np.sqrt(s, out=s)
+        s += self.eps                    # the denominator
+        np.multiply(m, lr / (1.0 - b1 ** t), out=q)
+        q /= s
+        p -= q
 
 
 class AdamW(Adam):
@@ -927,9 +949,9 @@ def fit(loss, params, data, optimizer, *, epochs=10, batch_size=32, shuffle=True
                 start, stop = b * bs, min((b + 1) * bs, n)
                 if shuffle:
                     idx = order[start:stop]
-                    batch = tuple(a[idx] for a in arrays)
+                    batch = [a[idx] for a in arrays]
                 else:
-                    batch = tuple(a[start:stop] for a in arrays)
+                    batch = [a[start:stop] for a in arrays]
                 value, grads = f_and_g(params, *batch)
                 value = float(value)
                 if not math.isfinite(value):
