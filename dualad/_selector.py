@@ -32,6 +32,7 @@ PLAUSIBLE = 4.0
 TRIALS = 2
 
 _LANES = 12  # forward.CHUNK_THRESHOLD (not imported: this module is engine-free)
+_HYPER_MAX_N = 128  # second.HYPER_MAX_N (likewise; a test checks they agree)
 
 
 def _sweeps(n):
@@ -55,7 +56,10 @@ def predicted_cost(kind, mode, n, m):
     float
         The model's estimate: a forward sweep with up to 12 lanes costs about 2
         evaluations, a reverse recording about 3 and each backward sweep about 1; a
-        nested (second-order) evaluation costs about 3 times its first-order one.
+        nested (second-order) evaluation costs about 3 times its first-order one.  A
+        forward Hessian of up to 128 inputs is one evaluation on arrays that carry each
+        element's Hessian: about ``2 + (n / 16)**2`` evaluations when every element
+        depends on every input (less when each depends on a few).
 
     Examples
     --------
@@ -70,8 +74,11 @@ def predicted_cost(kind, mode, n, m):
     if kind == "hvp":
         return 3.0 * 2.0 * _sweeps(n) if mode == "forward" else 3.0 * 4.0
     if kind == "hessian":
-        return (3.0 * 2.0 * _sweeps(n) * _sweeps(n) if mode == "forward"
-                else 3.0 * 4.0 * max(1, math.ceil(n / 64)))
+        if mode == "reverse":
+            return 3.0 * 4.0 * max(1, math.ceil(n / 64))
+        if n <= _HYPER_MAX_N:  # one evaluation carrying each element's Hessian
+            return 2.0 + (n / 16.0) ** 2
+        return 3.0 * 2.0 * _sweeps(n) * _sweeps(n)
     raise ValueError(f"unknown transform kind {kind!r}")
 
 

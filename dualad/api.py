@@ -701,8 +701,11 @@ def hessian(fun, mode="auto", chunk=None, check_finite=False):
         ``fun(x, *args)`` written with NumPy, returning a scalar.
     mode : {"auto", "forward", "reverse"}, optional
         How the gradient inside is computed before it is differentiated once more in
-        forward mode.  "forward" (forward-over-forward, no tape) evaluates ``fun`` on
-        nested dual arrays, ``ceil(n / 12)`` squared nested sweeps: best for small ``n``.
+        forward mode.  "forward" (forward-over-forward, no tape) evaluates ``fun`` once
+        on arrays that carry the gradient and Hessian of every element (up to 128
+        inputs; beyond, or for a function those arrays cannot follow, ``ceil(n / 12)``
+        squared nested dual sweeps): best for small ``n``, and for functions whose terms
+        each depend on a few inputs.
         "reverse" (forward-over-reverse) records ``fun`` once per chunk of ``chunk``
         Hessian columns (64 by default), with values that carry the column tangents:
         best for large ``n``.  "auto" (default) measures the plausible strategies on the first calls

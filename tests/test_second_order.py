@@ -287,6 +287,19 @@ def test_close_calls_are_measured_then_fixed(monkeypatch):
     assert hp.last_mode == choice.mode
 
 
+def test_cost_model_knows_the_one_evaluation_forward_hessian():
+    import dualad._selector as sel
+    from dualad import second
+
+    assert sel._HYPER_MAX_N == second.HYPER_MAX_N
+    # up to that size forward is plausible (so it is measured), beyond it nested sweeps
+    for n in (2, 30, 100, second.HYPER_MAX_N):
+        best = min(sel.predicted_cost("hessian", m, n, 1) for m in STRATEGIES)
+        assert sel.predicted_cost("hessian", "forward", n, 1) <= sel.PLAUSIBLE * best
+    assert (sel.predicted_cost("hessian", "forward", 1000, 1)
+            > sel.PLAUSIBLE * sel.predicted_cost("hessian", "reverse", 1000, 1))
+
+
 def test_choices_are_per_call_signature():
     g = dualad.grad(lambda x, a: np.sum(a * x ** 2))
     g(np.ones(3), np.ones(3))
