@@ -60,7 +60,7 @@ that NumPy asks the newer one.
 cimport cython
 cimport numpy as cnp
 from cpython.mem cimport PyMem_Malloc, PyMem_Realloc, PyMem_Free
-from libc.string cimport memset
+from libc.string cimport memcmp, memset
 
 cdef extern from "Python.h":
     int PySlice_Unpack(object key, Py_ssize_t* start, Py_ssize_t* stop,
@@ -188,6 +188,9 @@ cdef class Tape:
     cdef list shapes     # array nodes: the value's shape; scalar nodes: None
     cdef object _observer
     cdef bint _counted   # _observer is counted in _observing
+    # [hvp replay hook] True: fast elementwise nodes also keep their rule and operands,
+    # so that hvp_replay (end of this file) can differentiate the recording once more
+    cdef public bint replay
 
     def __cinit__(self, Py_ssize_t tag):
         self.tag = tag
@@ -1596,6 +1599,10 @@ cdef class _ElemVJP:
     cdef object d0, d1
     cdef double s0, s1
     cdef int nin
+    # [hvp replay hook] on a replay tape: the rule's INFO index + 1 and the operands
+    # (arrays or Python floats); else 0 and None
+    cdef Py_ssize_t rcode
+    cdef object x0, x1
 
     def __call__(self, cot):
         return [_times(_partial(self.d0, self.s0), cot),
@@ -1933,6 +1940,9 @@ cdef object _fast_elementwise(Tape tape, Py_ssize_t code, object x, object y):
             f.d0 = _kind_partial(u.kind[0], u.cval[0], v0, v1, ans)
         if which & 2:
             f.d1 = _kind_partial(u.kind[1], u.cval[1], v0, v1, ans)
+    if tape.replay:  # [hvp replay hook]
+        f.rcode = code + 1
+        f.x0, f.x1 = v0, v1
     node = tape._push(K_EW, nodes[0], nodes[1], 0.0, 0.0, -1, f, arr.shape)
     return wrap(tape, ans, node)
 
@@ -3454,3 +3464,660 @@ def _as_rarray(o):
 
 _fwd.register_foreign(RArray)
 _fwd.register_foreign(RScalar)
+
+
+# ---------------------------------------------------------------------------------------
+# Hessian-vector products by replaying a recording (issue 6: Newton-CG asks for one to
+# three products at each point whose gradient it has just asked for).
+#
+# A tape recorded with ``Tape.replay`` set (plain float64 values) keeps, for each fast
+# elementwise node, its rule, its operands and the first partials the gradient used.
+# ``H v`` at that point is then two sweeps over the recording, with no new recording,
+# no NumPy dispatch and no transcendental function evaluated twice for first partials:
+#
+# * forward, the tangents: t = sum_j d_j t_j over the operands (d_j the stored
+#   partials); a basic slice's tangent is its parent's sliced, np.sum's the sum;
+# * backward, the adjoints and their tangents together (the forward-over-reverse
+#   derivative of the backward sweep): abar_j += d_j abar and
+#   adot_j += d_j adot + dd_j abar, where dd_j, the tangent of the partial d_j, is
+#   sum_k d_jk t_k with the rule's second partials d_jk from its U2/B2 kernel (the
+#   table every second-order path uses), evaluated at the node's operands; a partial
+#   that needs no computing has the tangent of what it is (an operand: x * y; the
+#   result: exp; 2 x for x ** 2; nothing for a number).
+#
+# Products annihilate as in the nested path (0 * inf = 0).  A recording with any other
+# node (scalar nodes, other array ops, a power of two traced operands) is not
+# replayable, nor are results or second partials with an infinity or a NaN: then
+# ``hvp_replay`` returns None and the caller takes the nested path, which decides those
+# (tests/test_hvp_replay.py compares both paths with independent references).
+
+cdef extern from *:
+    """
+    /* o[i] = b[i] + S(s d[i], c[i]) + S(r e[i], f[i]) for the replay's sweeps, S the
+       annihilating product (DD_S); b NULL: no b term; d NULL: the number s; f NULL: no
+       second term; e NULL: the number r.  All arrays contiguous, of n elements. */
+    /* (b == o, in place, has its own loops: GCC's runtime overlap check would send
+       it to the scalar loop.  ivdep: no output overlaps an input other than itself at
+       the same index, which GCC cannot know.) */
+    #define RP_LOOP(E) _Pragma("GCC ivdep") for (i = 0; i < n; i++) { o[i] = E; }
+    /* A number partial s that is finite and not zero cannot annihilate: its products
+       are plain (the same numbers, but for the sign of a zero), which GCC vectorizes. */
+    #define RP_PLAIN(a, b) ((a) * (b))
+    #define RP_FINITE_NONZERO(s) ((s) != 0.0 && (s) - (s) == 0.0)
+    #define RP_CASES_B(P, M, T2) \\
+        if (b == o) RP_LOOP(o[i] + M(P, c[i]) T2) \\
+        else if (b != NULL) RP_LOOP(b[i] + M(P, c[i]) T2) \\
+        else RP_LOOP(M(P, c[i]) T2)
+    #define RP_CASES(T2) \\
+        if (d != NULL) { RP_CASES_B(s * d[i], DD_S, T2) } \\
+        else if (RP_FINITE_NONZERO(s)) { RP_CASES_B(s, RP_PLAIN, T2) } \\
+        else { RP_CASES_B(s, DD_S, T2) }
+    static DD_VECTORIZE DD2_CLONES void rp_acc(double* o, const double* b,
+                                               const double* d, double s, const double* c,
+                                               const double* e, double r, const double* f,
+                                               Py_ssize_t n) {
+        Py_ssize_t i;
+        if (f == NULL) {
+            RP_CASES()
+        } else if (e != NULL) {
+            RP_CASES(+ DD_S(r * e[i], f[i]))
+        } else {
+            RP_CASES(+ DD_S(r, f[i]))
+        }
+    }
+    static inline double rp_s(double a, double b) { return DD_S(a, b); }
+
+    /* The backward sweep's two updates of one parent in one pass, with pd = s d[i]
+       (d NULL: the number s) and va = a[i]:
+         o1[i] = b1[i] + S(pd, va)
+         o2[i] = b2[i] + S(pd, ad[i]) + S(r e[i], va)
+       b1, b2 NULL: no such term (b1 == o1: in place); ad NULL or e NULL: no such term
+       (not both).  The adjoint and its tangent of the parent, from the node's. */
+    #define RP_BN(o, b)
+    #define RP_BI(o, b) o[i] +
+    #define RP_BS(o, b) b[i] +
+    #define RP2(D, M, B1, B2, T2) _Pragma("GCC ivdep") for (i = 0; i < n; i++) { \\
+        double pd = D; double va = a[i]; \\
+        o1[i] = B1(o1, b1) M(pd, va); o2[i] = B2(o2, b2) T2; }
+    #define RP2_T(D, M, B1, B2) \\
+        if (ad != NULL && e != NULL) \\
+            RP2(D, M, B1, B2, M(pd, ad[i]) + DD_S(r * e[i], va)) \\
+        else if (ad != NULL) RP2(D, M, B1, B2, M(pd, ad[i])) \\
+        else RP2(D, M, B1, B2, DD_S(r * e[i], va))
+    #define RP2_B2(D, M, B1) \\
+        if (b2 == NULL) { RP2_T(D, M, B1, RP_BN) } \\
+        else if (b2 == o2) { RP2_T(D, M, B1, RP_BI) } \\
+        else { RP2_T(D, M, B1, RP_BS) }
+    #define RP2_B(D, M) \\
+        if (b1 == NULL) { RP2_B2(D, M, RP_BN) } \\
+        else if (b1 == o1) { RP2_B2(D, M, RP_BI) } \\
+        else { RP2_B2(D, M, RP_BS) }
+    static DD_VECTORIZE DD2_CLONES void rp_acc2(double* o1, const double* b1, double* o2,
+                                                const double* b2, const double* d,
+                                                double s, const double* a,
+                                                const double* ad, const double* e,
+                                                double r, Py_ssize_t n) {
+        Py_ssize_t i;
+        if (d != NULL) { RP2_B(s * d[i], DD_S) }
+        else if (RP_FINITE_NONZERO(s)) { RP2_B(s, RP_PLAIN) }
+        else { RP2_B(s, DD_S) }
+    }
+    """
+    void rp_acc2(double* o1, const double* b1, double* o2, const double* b2,
+                 const double* d, double s, const double* a, const double* ad,
+                 const double* e, double r, Py_ssize_t n) noexcept nogil
+    void rp_acc(double* o, const double* b, const double* d, double s, const double* c,
+                const double* e, double r, const double* f, Py_ssize_t n) noexcept nogil
+    double rp_s(double a, double b) noexcept nogil
+
+
+cdef void _rp1(double* o, const double* b, const double* d, double s, const double* c,
+               const double* e, double r, const double* f, Py_ssize_t n) noexcept:
+    """rp_acc, without the GIL for big arrays (as the sweep's loops); flags cleared."""
+    if n >= LAZY_MIN:
+        with nogil:
+            rp_acc(o, b, d, s, c, e, r, f, n)
+            _clear_flags()
+    else:
+        rp_acc(o, b, d, s, c, e, r, f, n)
+        _clear_flags()
+
+
+cdef void _rp2(double* o1, const double* b1, double* o2, const double* b2,
+               const double* d, double s, const double* a, const double* ad,
+               const double* e, double r, Py_ssize_t n) noexcept:
+    """rp_acc2, without the GIL for big arrays; flags cleared."""
+    if n >= LAZY_MIN:
+        with nogil:
+            rp_acc2(o1, b1, o2, b2, d, s, a, ad, e, r, n)
+            _clear_flags()
+    else:
+        rp_acc2(o1, b1, o2, b2, d, s, a, ad, e, r, n)
+        _clear_flags()
+
+
+cdef void _rp_second(_Info* u, const double* xv, Py_ssize_t xs, const double* yv,
+                     Py_ssize_t ys, const double* t0, const double* t1, double* dd0,
+                     double* dd1, Py_ssize_t n) noexcept nogil:
+    """The tangents of a kernel rule's first partials: dd0 = f_xx t0 + f_xy t1 and
+    dd1 = f_xy t0 + f_yy t1 (a NULL tangent is zero; a NULL output is not wanted),
+    with the rule's second-order kernel at the operands (strides 1, or 0: a number)."""
+    cdef double out[6]
+    cdef Py_ssize_t i
+    if u.nin == 1:
+        for i in range(n):
+            U2[u.idx](xv[i * xs], out)
+            dd0[i] = rp_s(out[2], t0[i])
+        _clear_flags()
+        return
+    for i in range(n):
+        B2[u.idx](xv[i * xs], yv[i * ys], out)
+        if u.power and out[0] == 0.0:
+            # zero base: d/dy x**y -> 0, not 0 * log(0) (as the first-order path)
+            out[2] = 0.0
+            out[5] = 0.0
+        if dd0 != NULL:
+            if t0 != NULL and t1 != NULL:
+                dd0[i] = rp_s(out[3], t0[i]) + rp_s(out[4], t1[i])
+            elif t0 != NULL:
+                dd0[i] = rp_s(out[3], t0[i])
+            else:
+                dd0[i] = rp_s(out[4], t1[i])
+        if dd1 != NULL:
+            if t0 != NULL and t1 != NULL:
+                dd1[i] = rp_s(out[4], t0[i]) + rp_s(out[5], t1[i])
+            elif t0 != NULL:
+                dd1[i] = rp_s(out[4], t0[i])
+            else:
+                dd1[i] = rp_s(out[5], t1[i])
+    _clear_flags()
+
+
+cdef inline bint _rp_array_ok(object a, Py_ssize_t size):
+    """A partial or operand the replay's C loops can read: a number, or a C-contiguous
+    float64 array of the node's size."""
+    if type(a) is float:
+        return True
+    return _c_f64(a) and cnp.PyArray_SIZE(<cnp.ndarray> a) == size
+
+
+cdef object _rp_tangent(_ElemVJP f, object t0, object t1, object like):
+    """A fast elementwise node's tangent: d0 t0 + d1 t1 (None: zero)."""
+    if f.d0 is None or t0 is None:
+        t0 = None
+    if f.d1 is None or t1 is None:
+        t1 = None
+    if t0 is None and t1 is None:
+        return None
+    if t1 is None and type(f.d0) is float and f.s0 * <double> f.d0 == 1.0:
+        return t0  # (tangents are never written: shared)
+    if t0 is None and type(f.d1) is float and f.s1 * <double> f.d1 == 1.0:
+        return t1
+    # one pass: S(s0 d0, t0) [+ S(s1 d1, t1)], a number partial as the scale
+    cdef double s = f.s0, r = f.s1
+    cdef object d = f.d0, e = f.d1, c = t0, g = t1
+    if t0 is None:
+        d, s, c, e, g = e, r, t1, None, None
+    out = empty_array(like)
+    cdef const double* dp = NULL
+    cdef const double* ep = NULL
+    if type(d) is float:
+        s *= <double> d
+    else:
+        dp = _ptr(d)
+    if g is not None:
+        if type(e) is float:
+            r *= <double> e
+        else:
+            ep = _ptr(e)
+    _rp1(_ptr(out), NULL, dp, s, _ptr(c), ep, r, _ptr(g) if g is not None else NULL,
+         cnp.PyArray_SIZE(<cnp.ndarray> c))
+    return out
+
+
+def replayable(Tape tape, Py_ssize_t out, Py_ssize_t xnode):
+    """Whether :func:`hvp_replay` can replay this recording (it may still decline a
+    product whose numbers are not all finite)."""
+    return _rp_check(tape, out, xnode)
+
+
+cdef bint _rp_check(Tape tape, Py_ssize_t out, Py_ssize_t xnode) except -1:
+    cdef Py_ssize_t i, n = out + 1, size
+    cdef int k
+    cdef _ElemVJP f
+    cdef _Info* u
+    if not tape.replay or not 0 <= xnode < n or n > tape.n:
+        return False
+    cdef list shapes = tape.shapes
+    cdef list vjps = tape.vjps
+    if shapes[out] != ():
+        return False
+    for i in range(n):
+        k = tape.kind[i]
+        if k == K_EW:
+            f = <_ElemVJP> vjps[i]
+            if f.rcode == 0:
+                return False
+            u = &INFO[f.rcode - 1]
+            if u.power and tape.p0[i] >= 0 and tape.p1[i] >= 0:
+                return False  # (zero-base guards of the cross terms: the nested path)
+            size = _shape_size(shapes[i])
+            for d in (f.d0, f.d1, f.x0, f.x1):
+                if d is not None and not _rp_array_ok(d, size):
+                    return False
+        elif k == K_ARRAY:
+            d = (<tuple> vjps[i])[0]
+            if type(d) is not _SliceVJP and type(d) is not _SumAllVJP:
+                return False
+        elif k != K_LEAF and k != K_CONST:
+            return False
+    return True
+
+
+def hvp_replay(Tape tape, Py_ssize_t out, Py_ssize_t xnode, object v):
+    """``(gradient, H v)`` of the scalar node ``out`` with respect to the leaf ``xnode``
+    at the point ``tape`` recorded (with ``tape.replay`` set), by replaying it; None if
+    the recording is not replayable (see the notes above this function).
+
+    Parameters
+    ----------
+    tape : Tape
+        A finished recording.
+    out, xnode : int
+        The output node (of shape ``()``) and the input leaf.
+    v : ndarray
+        The direction: C-contiguous float64 of the input's shape.
+
+    Returns
+    -------
+    tuple or None
+        ``(g, hv)``, float64 arrays of the input's shape; None when the caller must
+        take another path.
+    """
+    cdef Py_ssize_t i, n = out + 1
+    if not _rp_check(tape, out, xnode):
+        return None
+    cdef list shapes = tape.shapes
+    if not _c_f64(v) or not _has_shape(v, shapes[xnode]):
+        return None
+    # forward: the tangents the backward sweep reads, and those they are made from
+    cdef list tan = [None] * n
+    tan[xnode] = v
+    cdef unsigned char* need = <unsigned char*> PyMem_Malloc(n)
+    if need == NULL:
+        raise MemoryError()
+    try:
+        _rp_needed(tape, n, need)
+        for i in range(n):
+            if need[i]:
+                _rp_forward(tape, i, tan)
+    finally:
+        PyMem_Free(need)
+    # backward: adjoints (abar) and their tangents (adot) together
+    cdef list abar = [None] * n
+    cdef list adot = [None] * n
+    abar[out] = np.ones(())
+    cdef unsigned char* own = <unsigned char*> PyMem_Malloc(n)
+    if own == NULL:
+        raise MemoryError()
+    try:
+        memset(own, 0, n)
+        own[out] = RP_A
+        _rp_backward(tape, out, xnode, tan, abar, adot, own)
+    except _ReplayUnavailable:
+        return None
+    finally:
+        PyMem_Free(own)
+    g = abar[xnode]
+    hv = adot[xnode]
+    if g is None:
+        g = np.zeros(shapes[xnode])
+    if hv is None:
+        hv = np.zeros(shapes[xnode])
+    if dd2_nonfinite(_ptr(hv), cnp.PyArray_SIZE(<cnp.ndarray> hv)) or \
+            dd2_nonfinite(_ptr(g), cnp.PyArray_SIZE(<cnp.ndarray> g)):
+        return None
+    return g, hv
+
+
+cdef int _rp_needed(Tape tape, Py_ssize_t n, unsigned char* need) except -1:
+    """need[i]: whether node i's tangent is read, by the backward sweep (the tangent of
+    a partial: an operand's, the result's, or both operands' for a rule's kernel) or
+    by the forward sweep to make a needed tangent.  (Consumers come after their
+    operands on the tape: one pass from the end.)"""
+    cdef Py_ssize_t i, p0, p1
+    cdef int k, j
+    cdef _ElemVJP f
+    cdef _Info* u
+    memset(need, 0, n)
+    for i in range(n - 1, -1, -1):
+        k = tape.kind[i]
+        if k == K_EW:
+            f = <_ElemVJP> tape.vjps[i]
+            u = &INFO[f.rcode - 1]
+            p0 = tape.p0[i]
+            p1 = tape.p1[i]
+            for j in range(2):
+                if (p0 if j == 0 else p1) < 0:
+                    continue
+                if (j == 0 and f.s0 == 2.0) or u.kind[j] == PK_X:
+                    if p0 >= 0:
+                        need[p0] = 1
+                elif u.kind[j] == PK_Y:
+                    if p1 >= 0:
+                        need[p1] = 1
+                elif u.kind[j] == PK_ANS:
+                    need[i] = 1
+                elif u.kind[j] == PK_KERNEL:
+                    if p0 >= 0:
+                        need[p0] = 1
+                    if p1 >= 0:
+                        need[p1] = 1
+            if need[i]:
+                if p0 >= 0:
+                    need[p0] = 1
+                if p1 >= 0:
+                    need[p1] = 1
+        elif k == K_ARRAY and need[i]:
+            need[<Py_ssize_t> (<tuple> tape.vjps[i])[1][0]] = 1
+    return 0
+
+
+cdef int _rp_forward(Tape tape, Py_ssize_t i, list tan) except -1:
+    """tan[i]: node i's tangent from its operands' (None: zero)."""
+    cdef Py_ssize_t p0, p1
+    cdef int k = tape.kind[i]
+    cdef object d, t0, t1
+    if k == K_EW:
+        p0 = tape.p0[i]
+        p1 = tape.p1[i]
+        t0 = tan[p0] if p0 >= 0 else None
+        t1 = tan[p1] if p1 >= 0 else None
+        if t0 is not None or t1 is not None:
+            tan[i] = _rp_tangent(<_ElemVJP> tape.vjps[i], t0, t1,
+                                 t0 if t0 is not None else t1)
+    elif k == K_ARRAY:
+        d, parents = <tuple> tape.vjps[i]
+        t0 = tan[<Py_ssize_t> parents[0]]
+        if t0 is None:
+            return 0
+        if type(d) is _SliceVJP:
+            tan[i] = np.ascontiguousarray(t0[(<_SliceVJP> d).key], dtype=np.float64)
+        elif (<_SumAllVJP> d).count != 1:  # np.mean: the sum over the count
+            tan[i] = np.asarray(_add_reduce(t0, None) / (<_SumAllVJP> d).count,
+                                dtype=np.float64)
+        else:
+            tan[i] = np.asarray(_add_reduce(t0, None), dtype=np.float64)
+    return 0
+
+
+cdef enum:
+    RP_A = 1   # (own[p]) abar[p] is the replay's own buffer: written in place
+    RP_D = 2   # the same for adot[p]
+
+
+cdef inline object _rp_target(list adj, unsigned char* own, int bit, Py_ssize_t p,
+                              object like, const double** base):
+    """The buffer that receives adj[p] + (contributions): adj[p] itself if the replay
+    owns it (``base`` = it), else a new one (``base``: the shared adj[p], or NULL)."""
+    cur = adj[p]
+    if cur is not None and own[p] & bit:
+        base[0] = _ptr(cur)
+        return cur
+    base[0] = _ptr(cur) if cur is not None else NULL
+    o = empty_array(like)
+    adj[p] = o
+    own[p] |= bit
+    return o
+
+
+cdef int _rp_share(list adj, unsigned char* own, int bit, Py_ssize_t p,
+                   object c) except -1:
+    """adj[p] += c: c itself (shared: never written) if adj[p] is zero."""
+    cdef const double* b
+    if c is None:
+        return 0
+    if adj[p] is None:
+        adj[p] = c
+        own[p] &= ~bit
+        return 0
+    o = _rp_target(adj, own, bit, p, c, &b)
+    _rp1(_ptr(o), b, NULL, 1.0, _ptr(c), NULL, 1.0, NULL,
+         cnp.PyArray_SIZE(<cnp.ndarray> c))
+    return 0
+
+
+cdef int _rp_update(list abar, list adot, unsigned char* own, Py_ssize_t p, object d,
+                    double s, object a, object ad, object e, double r) except -1:
+    """abar[p] += S(s d, a) and adot[p] += S(s d, ad) + S(r e, a), in one pass where
+    both are wanted (None: no such term)."""
+    cdef const double* dp = NULL
+    cdef const double* b1
+    cdef const double* b2
+    if type(d) is float:
+        s *= <double> d
+        if s == 1.0 and e is None:
+            # (add, x - c...): the parent's adjoints are the node's, shared
+            _rp_share(abar, own, RP_A, p, a)
+            return _rp_share(adot, own, RP_D, p, ad)
+    else:
+        dp = _ptr(d)
+    if a is None:
+        if ad is not None:
+            o2 = _rp_target(adot, own, RP_D, p, ad, &b2)
+            _rp1(_ptr(o2), b2, dp, s, _ptr(ad), NULL, 1.0, NULL,
+                 cnp.PyArray_SIZE(<cnp.ndarray> ad))
+        return 0
+    cdef Py_ssize_t n = cnp.PyArray_SIZE(<cnp.ndarray> a)
+    o1 = _rp_target(abar, own, RP_A, p, a, &b1)
+    if ad is None and e is None:
+        _rp1(_ptr(o1), b1, dp, s, _ptr(a), NULL, 1.0, NULL, n)
+    else:
+        o2 = _rp_target(adot, own, RP_D, p, a, &b2)
+        _rp2(_ptr(o1), b1, _ptr(o2), b2, dp, s, _ptr(a),
+             _ptr(ad) if ad is not None else NULL,
+             _ptr(e) if e is not None else NULL, r, n)
+    return 0
+
+
+cdef int _rp_slice_add(list adj, unsigned char* own, int bit, Py_ssize_t p, object shape,
+                       object key, object c) except -1:
+    """adj[p][key] += c (a basic slice's adjoint into its parent's)."""
+    cdef Py_ssize_t start, stop, step, m, length
+    cdef const double* b
+    if c is None:
+        return 0
+    cur = adj[p]
+    if type(key) is slice and len(shape) == 1 and cnp.PyArray_NDIM(<cnp.ndarray> c) == 1:
+        # x[a:b:s] of a vector (x[1:], x[:-1]): one C loop
+        length = shape[0]
+        PySlice_Unpack(key, &start, &stop, &step)
+        m = PySlice_AdjustIndices(length, &start, &stop, step)
+        if m == cnp.PyArray_DIM(<cnp.ndarray> c, 0):
+            if cur is None:
+                cur = _filled(shape, 0.0, False)
+                dd_scatter_new(_ptr(cur), length, start, step, _ptr(c), 1, m, 0)
+                adj[p] = cur
+                own[p] |= bit
+                return 0
+            if not own[p] & bit:
+                cur = np.array(cur)
+                adj[p] = cur
+                own[p] |= bit
+            dd_scatter_add(_ptr(cur), start, step, _ptr(c), 1, m, 0)
+            return 0
+    if cur is None:
+        cur = np.zeros(shape)
+    elif not own[p] & bit:
+        cur = np.array(cur)
+    adj[p] = cur
+    own[p] |= bit
+    cur[key] += c
+    return 0
+
+
+cdef int _rp_spread(list adj, unsigned char* own, int bit, Py_ssize_t p, object shape,
+                    object c) except -1:
+    """adj[p] += c for the number c (np.sum's adjoint spread over its operand)."""
+    cur = adj[p]
+    if cur is None:
+        adj[p] = _filled(shape, float(c))
+        own[p] |= bit
+    else:
+        if not own[p] & bit:
+            cur = np.array(cur)
+            adj[p] = cur
+            own[p] |= bit
+        np.add(cur, float(c), out=cur)
+    return 0
+
+
+cdef int _rp_backward(Tape tape, Py_ssize_t out, Py_ssize_t xnode, list tan, list abar,
+                      list adot, unsigned char* own) except -1:
+    """The replay's backward sweep: adjoints and their tangents."""
+    cdef Py_ssize_t i, j, p, p0, p1
+    cdef int k
+    cdef _ElemVJP f
+    cdef _Info* u
+    cdef object d, a, ad
+    cdef list shapes = tape.shapes
+    cdef list vjps = tape.vjps
+    cdef tuple ddv
+    for i in range(out, -1, -1):
+        a = abar[i]
+        ad = adot[i]
+        if a is None and ad is None:
+            continue
+        k = tape.kind[i]
+        if k == K_EW:
+            f = <_ElemVJP> vjps[i]
+            u = &INFO[f.rcode - 1]
+            p0 = tape.p0[i]
+            p1 = tape.p1[i]
+            ddv = _rp_partial_tangents(f, u, p0, p1, tan, tan[i]) if a is not None \
+                else (None, 1.0, None, 1.0)
+            if p0 >= 0:
+                _rp_update(abar, adot, own, p0, f.d0, f.s0, a, ad, ddv[0], ddv[1])
+            if p1 >= 0:
+                _rp_update(abar, adot, own, p1, f.d1, f.s1, a, ad, ddv[2], ddv[3])
+        elif k == K_ARRAY:
+            d, parents = <tuple> vjps[i]
+            p = parents[0]
+            if type(d) is _SliceVJP:
+                _rp_slice_add(abar, own, RP_A, p, shapes[p], (<_SliceVJP> d).key, a)
+                _rp_slice_add(adot, own, RP_D, p, shapes[p], (<_SliceVJP> d).key, ad)
+            else:
+                if (<_SumAllVJP> d).count != 1:  # np.mean: the sweep's cot / count
+                    if a is not None:
+                        a = a / (<_SumAllVJP> d).count
+                    if ad is not None:
+                        ad = ad / (<_SumAllVJP> d).count
+                if a is not None:
+                    _rp_spread(abar, own, RP_A, p, shapes[p], a)
+                if ad is not None:
+                    _rp_spread(adot, own, RP_D, p, shapes[p], ad)
+        if i != xnode:
+            abar[i] = adot[i] = None
+    return 0
+
+
+cdef tuple _rp_partial_tangents(_ElemVJP f, _Info* u, Py_ssize_t p0, Py_ssize_t p1,
+                                list tan, object tself):
+    """``(dd0, r0, dd1, r1)``: the tangent of the node's partial j is rj * ddj (None:
+    zero)."""
+    cdef object e0 = None, e1 = None, e
+    cdef double r0 = 1.0
+    cdef int j
+    cdef Py_ssize_t p
+    cdef object t0 = tan[p0] if p0 >= 0 else None
+    cdef object t1 = tan[p1] if p1 >= 0 else None
+    cdef bint kernel = False
+    for j in range(2):
+        p = p0 if j == 0 else p1
+        if p < 0:
+            continue
+        e = None
+        if j == 0 and f.s0 == 2.0:
+            e = t0  # x ** 2, np.square: the partial 2 x, its tangent 2 x'
+            r0 = 2.0
+        elif u.kind[j] == PK_CONST:
+            e = None
+        elif u.kind[j] == PK_X:
+            e = t0
+        elif u.kind[j] == PK_Y:
+            e = t1
+        elif u.kind[j] == PK_ANS:
+            e = tself
+        else:
+            kernel = True
+        if j == 0:
+            e0 = e
+        else:
+            e1 = e
+    if not kernel or (t0 is None and t1 is None):
+        return (e0, r0, e1, 1.0)
+    # rule-table partials: their tangents from the rule's second partials
+    like = t0 if t0 is not None else t1
+    cdef Py_ssize_t n = cnp.PyArray_SIZE(<cnp.ndarray> like)
+    x0, x1 = f.x0, f.x1
+    cdef double c0 = 0.0, c1 = 0.0
+    cdef const double* xv
+    cdef const double* yv = NULL
+    cdef Py_ssize_t xs = 1, ys = 1
+    if type(x0) is float:
+        c0 = x0
+        xv = &c0
+        xs = 0
+    else:
+        xv = _ptr(x0)
+    if u.nin == 2:
+        if type(x1) is float:
+            c1 = x1
+            yv = &c1
+            ys = 0
+        else:
+            yv = _ptr(x1)
+    dd0 = empty_array(like) if p0 >= 0 and u.kind[0] == PK_KERNEL and f.s0 != 2.0 \
+        else None
+    dd1 = empty_array(like) if p1 >= 0 and u.kind[1] == PK_KERNEL else None
+    if dd0 is None and dd1 is None:
+        return (e0, r0, e1, 1.0)
+    cdef const double* pt0 = _ptr(t0) if t0 is not None else NULL
+    cdef const double* pt1 = _ptr(t1) if t1 is not None else NULL
+    cdef double* pd0 = _ptr(dd0) if dd0 is not None else NULL
+    cdef double* pd1 = _ptr(dd1) if dd1 is not None else NULL
+    if n >= LAZY_MIN:
+        with nogil:
+            _rp_second(u, xv, xs, yv, ys, pt0, pt1, pd0, pd1, n)
+    else:
+        _rp_second(u, xv, xs, yv, ys, pt0, pt1, pd0, pd1, n)
+    if dd0 is not None:
+        if dd2_nonfinite(_ptr(dd0), n):
+            raise _ReplayUnavailable()
+        e0 = dd0
+    if dd1 is not None:
+        if dd2_nonfinite(_ptr(dd1), n):
+            raise _ReplayUnavailable()
+        e1 = dd1
+    return (e0, r0, e1, 1.0)
+
+
+class _ReplayUnavailable(Exception):
+    """Raised inside hvp_replay where the nested path must decide (caught there)."""
+
+
+def same_bits(object a, object b):
+    """Whether two C-contiguous arrays of one shape and item size hold the same bytes
+    (one ``memcmp``): the point cache of :class:`dualad.optimize.Objective` compares
+    points bit for bit (-0.0 is not 0.0, a NaN is itself) at every call, and
+    ``np.array_equal`` costs 5 us at n = 10^4 (an array of booleans, then a reduction)."""
+    if type(a) is not NDARRAY or type(b) is not NDARRAY:
+        raise TypeError("same_bits compares two ndarrays")
+    if not cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray> a) or \
+            not cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray> b):
+        raise ValueError("same_bits compares C-contiguous arrays")
+    if cnp.PyArray_ITEMSIZE(<cnp.ndarray> a) != cnp.PyArray_ITEMSIZE(<cnp.ndarray> b) or \
+            not _same_shape(a, b):
+        return False
+    return memcmp(cnp.PyArray_DATA(<cnp.ndarray> a), cnp.PyArray_DATA(<cnp.ndarray> b),
+                  cnp.PyArray_NBYTES(<cnp.ndarray> a)) == 0

@@ -25,7 +25,9 @@ wrapper has SciPy's signature plus a keyword-only ``mode``, and does four things
    value (``value_and_grad``), a Hessian or Hessian-vector pass also returns the value
    and the gradient (:mod:`dualad.second`), so SciPy's ``fun(x)`` followed by
    ``jac(x)`` costs one pass, as with ``jac=True``, and ``fun`` is never evaluated twice
-   at the same ``x``.
+   at the same ``x``.  For the Newton-Krylov methods with ``n > 100`` the gradient pass
+   keeps its reverse-mode recording, and the Hessian-vector products at that ``x``
+   replay it (``dualad.reverse.Recording.hvp``) without evaluating ``fun`` again.
 
 Large least-squares problems go through :mod:`dualad.sparse` when it is available
 (sparsity detection and column colouring); the import is local and optional so that
@@ -42,7 +44,7 @@ import scipy
 import scipy.optimize as _so
 from scipy.optimize import Bounds, NonlinearConstraint, OptimizeResult
 
-from . import api, pytree
+from . import _memory, _tape, api, pytree, reverse, second
 from ._array import is_tracer
 from .forward import CHUNK_THRESHOLD
 
@@ -351,11 +353,18 @@ class _ScalarOutput:
 
 
 class _Point:
-    __slots__ = ("f", "g", "H", "products")
+    __slots__ = ("H", "f", "g", "products", "rec")
 
     def __init__(self):
-        self.f = self.g = self.H = None
+        self.f = self.g = self.H = self.rec = None
         self.products = 0  # Hessian-vector products computed at this point
+
+    def __getstate__(self):  # (a recording, a tape, does not pickle: dropped)
+        return self.f, self.g, self.H, self.products
+
+    def __setstate__(self, state):
+        self.f, self.g, self.H, self.products = state
+        self.rec = None
 
 
 class Objective:
@@ -402,7 +411,12 @@ class Objective:
     nhev : int
         Hessian passes (each also gives the value and the gradient).
     nhvp : int
-        Hessian-vector-product passes (each also gives the value and the gradient).
+        Hessian-vector products computed (each a pass that also gives the value and
+        the gradient, or a replay: see ``nreplay``).
+    nreplay : int
+        Of those, the products that replayed the recording of the gradient pass at
+        their ``x`` (``n > 100``, fun made of elementwise NumPy rules, basic slices and
+        ``np.sum``): no evaluation of ``fun``.
     nhit : int
         Calls answered from the cache, at no cost.
 
@@ -421,15 +435,19 @@ class Objective:
     -----
     Every pass evaluates ``fun`` once (a forward-mode gradient with ``n`` inputs
     evaluates it ``ceil(n / 12)`` times on dual arrays); the counts are passes, so the
-    work done is ``nfev + ngev + nhev + nhvp`` passes and SciPy's own counts of calls
-    are ``nhit`` larger.
+    work done is ``nfev + ngev + nhev + nhvp - nreplay`` passes (plus ``nreplay``
+    replays) and SciPy's own counts of calls are ``nhit`` larger.
 
     Hessians are computed forward-over-reverse with up to 100 columns per sweep (one
     sweep up to ``n = 100``, about the cost of two Hessian-vector products).  So
     :meth:`hessp` forms the whole Hessian at ``x`` and multiplies it: at the first
     product for ``n <= 12`` (where it costs one product), at the second product at the
     same ``x`` for ``n <= 100`` (Newton-CG asks for many); further products at that
-    ``x`` are then free.  Larger ``n`` always get one Hessian-vector pass per product.
+    ``x`` are then free.  Larger ``n`` get one Hessian-vector pass per product, or,
+    once :meth:`hessp` has been asked for, a replay of the gradient pass's recording
+    at that ``x`` (the newest point's recording is kept; see ``nreplay``): the value
+    and gradient pass keeps its tape, and each product is two sweeps over it, with no
+    new recording (``dualad.reverse.Recording.hvp``).
 
     The caller's ``x`` is never modified or kept; returned arrays are fresh copies.
 
@@ -470,12 +488,18 @@ class Objective:
         self._hess = {}  # chunk -> dualad.hessian transform
         self._hvp = api.hvp(self._scalar, mode)
         self._cache = []  # [(x's bits, _Point)], newest last
-        self.nfev = self.ngev = self.nhev = self.nhvp = self.nhit = 0
+        self.nfev = self.ngev = self.nhev = self.nhvp = self.nhit = self.nreplay = 0
+        # products by replaying the gradient's recording (reverse.value_grad_recording):
+        # None until hessp is first asked for at n > HESSP_DENSE_N (minimize sets it
+        # for the hessp methods), then whether fun's recordings replay; only the newest
+        # point's recording is kept (_rec_entry)
+        self._replay = None if self.mode != "forward" else False
+        self._rec_entry = None
 
     def __repr__(self):
         return (f"<dualad Objective({self.__name__}, mode={self.mode!r}): "
                 f"nfev={self.nfev}, ngev={self.ngev}, nhev={self.nhev}, "
-                f"nhvp={self.nhvp}, nhit={self.nhit}>")
+                f"nhvp={self.nhvp} (nreplay={self.nreplay}), nhit={self.nhit}>")
 
     def __call__(self, x):
         return self.fun(x)
@@ -499,7 +523,7 @@ class Objective:
                 continue
             if flat.size and (seen.flat[0] != flat[0] or seen.flat[-1] != flat[-1]):
                 continue  # (a new iterate usually differs at both ends: no full compare)
-            if np.array_equal(seen, bits):
+            if _tape.same_bits(seen, bits):  # (one memcmp)
                 return x, entry
         entry = _Point()
         if len(self._cache) >= self.cache_size:
@@ -510,9 +534,29 @@ class Objective:
     def _gradient_pass(self, x, entry):
         if self.with_hess:
             return self._hessian_pass(x, entry)
+        if self._replay and x.size > HESSP_DENSE_N:
+            return self._recording_pass(x, entry)
         f, g = self._vg(x, *self.args)
         self.ngev += 1
         entry.f, entry.g = f, g
+
+    def _recording_pass(self, x, entry):
+        """A reverse-mode value-and-gradient pass that keeps its recording for the
+        Hessian-vector products at ``x`` (they replay it: no evaluation of fun)."""
+        previous = _memory.cache_on()
+        try:
+            f, g, rec = reverse.value_grad_recording(self._scalar, x, self.args)
+        finally:
+            _memory.cache_off(previous)
+        self.ngev += 1
+        entry.f, entry.g = np.float64(f), g
+        if self._rec_entry is not None:
+            self._rec_entry.rec = None  # (one recording kept: the newest point's)
+        entry.rec = rec
+        self._rec_entry = entry if rec is not None else None
+        self._replay = rec is not None
+        if rec is None:
+            second._NO_REPLAY[self._scalar] = True  # (its hvp passes: no recording first)
 
     def _hessian_pass(self, x, entry):
         chunk = min(x.size, HESSIAN_CHUNK)
@@ -630,6 +674,16 @@ class Objective:
         if x.size <= CHUNK_THRESHOLD or (entry.products and x.size <= HESSP_DENSE_N):
             self._hessian_pass(x, entry)  # about the cost of one or two products
             return entry.H @ p
+        if self._replay is not False and x.size > HESSP_DENSE_N:
+            if entry.rec is None:
+                self._recording_pass(x, entry)
+            if entry.rec is not None:
+                hv = entry.rec.hvp(p)
+                if hv is not None:
+                    self.nhvp += 1
+                    self.nreplay += 1
+                    entry.products += 1
+                    return hv
         f, g, hv = self._hvp.value_grad_hvp(x, p, *self.args)
         self.nhvp += 1
         entry.products += 1
@@ -899,8 +953,10 @@ def minimize(fun, x0, args=(), method=None, jac=None, hess=None, hessp=None, bou
     ``jac=True``).  dogleg and trust-exact (and the other second-order methods when
     ``n <= 12``, where a whole Hessian costs about one Hessian-vector product) get the
     gradient together with the Hessian, and a rejected trial point costs only a plain
-    evaluation.  Bounded L-BFGS-B, SLSQP, TNC and Nelder-Mead runs start from ``x0``
-    clipped into the bounds, as SciPy's do.
+    evaluation.  Newton-CG, trust-ncg and trust-krylov with ``n > 100`` keep each
+    gradient pass's recording and answer the Hessian-vector products at that point by
+    replaying it (see :class:`Objective`, ``nreplay``).  Bounded L-BFGS-B, SLSQP, TNC
+    and Nelder-Mead runs start from ``x0`` clipped into the bounds, as SciPy's do.
 
     Examples
     --------
@@ -980,6 +1036,10 @@ def minimize(fun, x0, args=(), method=None, jac=None, hess=None, hessp=None, bou
             meth in ("dogleg", "trust-exact") or space.n <= CHUNK_THRESHOLD)
         obj = Objective(flat_fun, args, mode, with_grad=fill_jac and not with_hess,
                         with_hess=with_hess)
+        if fill_hessp and fill_jac and obj._replay is None:
+            # products will be asked for: gradient passes record for replays from x0 on
+            # (for n > HESSP_DENSE_N; a function that does not replay stops it)
+            obj._replay = True
         first = obj.jac if fill_jac else obj.fun
         _at_x0(lambda: first(x0f), "minimize", "fun", space.describe())
         entry = obj._cached(x0f)

@@ -12,11 +12,16 @@ the pullback's checks of a general cotangent).
 
 Cost: one evaluation of ``fun`` that records, plus one sweep per cotangent, each a small
 constant times the evaluation, whatever the number of inputs.
+
+A recording can also be kept for Hessian-vector products at its point (issue 6):
+:func:`record` and :func:`value_grad_recording` record with ``Tape.replay`` set, and
+:meth:`Recording.grad_hvp` replays the tape (``hvp_replay`` in ``dualad/_tape.pyx``),
+about the cost of one more gradient sweep per product and no new evaluation of ``fun``.
 """
 
 import numpy as np
 
-from . import _tape
+from . import _memory, _tape
 from ._array import DualArray, from_dual
 from ._errors import complex_input
 from ._scalar import Dual
@@ -24,7 +29,8 @@ from ._tags import new_tag
 from .forward import as_input
 from .rules import vjps as _vjps  # noqa: F401  (registers the reverse rules)
 
-__all__ = ["jacobian", "value_and_grad", "vjp"]
+__all__ = ["Recording", "jacobian", "record", "value_and_grad", "value_grad_recording",
+           "vjp"]
 
 _MODE = "reverse"
 _ONE = np.float64(1.0)  # the seed of a scalar output (what pullback(1.0) sweeps)
@@ -200,3 +206,194 @@ def jacobian(fun, x, args=()):
         return value, np.zeros(out_shape + x_shape)
     jac = np.stack(rows)
     return value, np.reshape(jac, out_shape + x_shape)
+
+
+class Recording:
+    """The tape of one gradient evaluation, kept for Hessian-vector products at that
+    point (see :func:`value_grad_recording`).
+
+    Parameters
+    ----------
+    tape : dualad._tape.Tape
+        The recording (made with ``tape.replay`` set).
+    out, xnode : int
+        The output node and the input leaf.
+    shape : tuple
+        The input's shape.
+
+    Examples
+    --------
+    >>> from dualad import reverse
+    >>> _, _, rec = reverse.value_grad_recording(lambda x: np.sum(x ** 3),
+    ...                                          np.array([1.0, 2.0]))
+    >>> rec.hvp(np.array([1.0, 0.0]))
+    array([6., 0.])
+    """
+
+    __slots__ = ("out", "shape", "tape", "xnode")
+
+    def __init__(self, tape, out, xnode, shape):
+        self.tape = tape
+        self.out = out
+        self.xnode = xnode
+        self.shape = shape
+
+    def hvp(self, v):
+        """``H v`` at the recorded point by replaying the tape (no evaluation of the
+        function), or None where the replay cannot give it (the caller then computes
+        the product another way, e.g. :func:`dualad.second.value_grad_hvp`).
+
+        Parameters
+        ----------
+        v : array_like
+            The direction, of the input's shape.
+
+        Returns
+        -------
+        ndarray or None
+            The product, float64 of the input's shape.
+
+        Raises
+        ------
+        ValueError
+            If ``v`` does not have the input's shape.
+        """
+        r = self.grad_hvp(v)
+        return None if r is None else r[1]
+
+    def grad_hvp(self, v):
+        """``(gradient, H v)`` at the recorded point from one replay (see :meth:`hvp`);
+        the gradient equals :func:`value_and_grad`'s to rounding.
+
+        Parameters
+        ----------
+        v : array_like
+            The direction, of the input's shape.
+
+        Returns
+        -------
+        tuple or None
+            Gradient and product, float64 arrays of the input's shape; None where the
+            replay cannot give them.
+
+        Raises
+        ------
+        ValueError
+            If ``v`` does not have the input's shape.
+        """
+        v = np.ascontiguousarray(v, dtype=np.float64)
+        if tuple(v.shape) != self.shape:
+            raise ValueError(f"v must have the shape of x, {self.shape}, got "
+                             f"{tuple(v.shape)}")
+        # the sweeps' big buffers from the caching allocator (without it, fresh pages
+        # for each: several times the replay's cost at n = 10^4)
+        previous = _memory.cache_on()
+        try:
+            return _tape.hvp_replay(self.tape, self.out, self.xnode, v)
+        finally:
+            _memory.cache_off(previous)
+
+
+def _recorded(fun, x, args):
+    """``(value, tape, out, xnode)``: one replayable recording of ``fun`` at the plain
+    float64 array ``x`` (C-contiguous; not copied)."""
+    tape = _tape.Tape(new_tag())
+    tape.replay = True
+    xnode = tape.leaf(tuple(x.shape))
+    value, onode = _output(fun(_tape.wrap(tape, x, xnode), *args), tape)
+    return value, tape, onode, xnode
+
+
+def _recording(tape, onode, xnode, shape):
+    if onode < 0 or not _tape.replayable(tape, onode, xnode):
+        return None
+    return Recording(tape, onode, xnode, shape)
+
+
+def record(fun, x, args=()):
+    """``(value, recording)``: one evaluation of ``fun`` at the plain array ``x``,
+    recorded for replays (:meth:`Recording.grad_hvp`), without a backward sweep.
+
+    Parameters
+    ----------
+    fun : callable
+        Scalar function ``fun(x, *args)``.
+    x : ndarray
+        The point: float64 and C-contiguous (not copied: do not write into it while
+        the recording is used).
+    args : tuple, optional
+        Extra arguments.
+
+    Returns
+    -------
+    tuple
+        The value (a NumPy float; an array when it is not a scalar) and the
+        :class:`Recording`, or None when the tape cannot be replayed (see
+        :func:`value_grad_recording`) or the value is not a scalar.
+
+    Examples
+    --------
+    >>> from dualad import reverse
+    >>> value, rec = reverse.record(lambda x: np.sum(np.exp(x)), np.zeros(2))
+    >>> float(value), rec.grad_hvp(np.array([1.0, 2.0]))
+    (2.0, (array([1., 1.]), array([1., 2.])))
+    """
+    value, tape, onode, xnode = _recorded(fun, x, args)
+    if tuple(np.shape(value)) != ():
+        return value, None
+    if type(value) is np.ndarray:
+        value = value[()]
+    return value, _recording(tape, onode, xnode, tuple(x.shape))
+
+
+def value_grad_recording(fun, x, args=()):
+    """``(value, gradient, recording)``: :func:`value_and_grad` on a plain array ``x``
+    that keeps the tape for Hessian-vector products at ``x`` (:meth:`Recording.hvp`).
+
+    The same numbers as :func:`value_and_grad`.  ``recording`` is None when the tape
+    cannot be replayed (scalar loops, array operations other than elementwise rules,
+    basic slices and ``np.sum(x)``): products then need their own pass.  ``x`` is
+    copied (the tape keeps it).
+
+    Parameters
+    ----------
+    fun : callable
+        Scalar function ``fun(x, *args)``.
+    x : ndarray
+        The point (float64; not a tracer).
+    args : tuple, optional
+        Extra arguments.
+
+    Returns
+    -------
+    tuple
+        Value (numpy.float64), gradient (float64 of x's shape; None when the value is
+        not a scalar) and the :class:`Recording` or None.
+
+    Examples
+    --------
+    >>> from dualad import reverse
+    >>> value, g, rec = reverse.value_grad_recording(lambda x: np.sum(x ** 3),
+    ...                                              np.array([1.0, 2.0]))
+    >>> g, rec.hvp(np.array([1.0, 1.0]))
+    (array([ 3., 12.]), array([ 6., 12.]))
+    """
+    x = np.array(as_input(x, _MODE), dtype=np.float64, order="C")  # (a copy)
+    value, tape, onode, xnode = _recorded(fun, x, args)
+    if tuple(np.shape(value)) != ():
+        return value, None, None
+    if type(value) is np.ndarray:
+        value = value[()]
+    if onode < 0:
+        return value, np.zeros(tuple(x.shape)), None
+    (g,) = tape.backward(onode, _ONE, [xnode])
+    if g is None:
+        g = np.zeros(tuple(x.shape))
+    elif np.isscalar(g):
+        g = np.full(tuple(x.shape), g)
+    g = _plain_out(g)
+    if type(g) is not np.ndarray:
+        return value, g, None
+    if g is x or g.base is not None and np.may_share_memory(g, x):
+        g = g.copy()
+    return value, g, _recording(tape, onode, xnode, tuple(x.shape))
