@@ -117,8 +117,8 @@ class LBFGSBRosenbrock(_Run):
 class NewtonCGRosenbrock(_Run):
     """Newton-CG with Hessian-vector products on Rosenbrock, n = 10 000.
 
-    dualad fills in the gradient and ``hessp`` (forward-over-reverse, one sweep per
-    product).  SciPy's default tolerances stop the run after 12 iterations and 25
+    dualad fills in the gradient and ``hessp`` (each product replays the gradient
+    pass's recording at that point).  SciPy's default tolerances stop the run after 12 iterations and 25
     products, still far from ``x = 1`` (the valley of a 10 000-variable Rosenbrock is
     long): the benchmark is the cost of that path, which every tool follows.
     """

@@ -798,9 +798,11 @@ def hvp(fun, mode="auto", check_finite=False):
     fun : callable
         ``fun(x, *args)`` written with NumPy, returning a scalar.
     mode : {"auto", "forward", "reverse"}, optional
-        "reverse" (forward-over-reverse): one recording and one backward sweep over
-        values that carry the single tangent ``v``, a small constant times one gradient
-        whatever ``n`` is.  "forward" (forward-over-forward): the gradient inside is a
+        "reverse" (forward-over-reverse): one recording with plain values, then the
+        product by replaying it (a tangent sweep and one backward sweep of adjoints and
+        their tangents); a function whose recording cannot be replayed (see
+        :doc:`/user/second-order`) takes one backward sweep over values carrying ``v``.
+        A small constant times one gradient, whatever ``n`` is.  "forward" (forward-over-forward): the gradient inside is a
         forward sweep, ``ceil(n / 12)`` nested sweeps, for small ``n``.  "auto"
         (default) measures the plausible strategies on the first calls and keeps the
         faster (see :ref:`mode-selector`).
