@@ -1130,6 +1130,9 @@ def _sparse_jacobian(fun, x0, args, m, force, pattern=None):
 
 def _infeasible(x, bounds):
     """Whether ``x`` lies outside ``bounds`` (a ``(lb, ub)`` pair or Bounds)."""
+    if type(bounds) is tuple and len(bounds) == 2 and type(bounds[0]) is float and \
+            type(bounds[1]) is float and bounds[0] == -np.inf and bounds[1] == np.inf:
+        return False  # the default: unbounded
     try:
         lb, ub = (bounds.lb, bounds.ub) if isinstance(bounds, Bounds) else bounds
         lb = np.broadcast_to(np.asarray(lb, dtype=np.float64), x.shape)
@@ -1357,11 +1360,14 @@ class _FirstModel:
         self.f = f
         self._xdata = xdata
         self._key = p0.tobytes()
+        self._first = tuple(p0.tolist())
         self._y0 = y0
         self.hits = 0
 
     def __call__(self, xdata, *params):
-        if xdata is self._xdata and len(params) * 8 == len(self._key) and \
+        # SciPy asks for p0 first: compare numbers (cheap), then confirm bit for bit
+        # (the numbers compare equal for 0.0 and -0.0)
+        if xdata is self._xdata and params == self._first and \
                 np.asarray(params, dtype=np.float64).tobytes() == self._key:
             self.hits += 1
             return _copy(self._y0)

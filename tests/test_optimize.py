@@ -765,6 +765,25 @@ def test_curve_fit_p0_from_signature_and_reused_first_value():
     assert np.array_equal(popt, popt2)
 
 
+def test_curve_fit_first_value_is_reused_only_at_the_same_bits():
+    calls = []
+
+    def f(t, a, k, *rest):
+        calls.append((a, k))
+        return a * t + k + sum(rest)
+
+    t = np.linspace(0.0, 1.0, 5)
+    p0 = np.array([-0.0, 1.0])
+    first = dopt._FirstModel(f, t, p0, f(t, *p0))
+    calls.clear()
+    assert np.array_equal(first(t, np.float64(-0.0), np.float64(1.0)), np.ones(5))
+    assert first.hits == 1 and calls == []
+    first(t, 0.0, 1.0)  # equal numbers, other bits: a real evaluation
+    first(t.copy(), -0.0, 1.0)  # other xdata object: a real evaluation
+    first(t, -0.0, 1.0, 2.0)  # other parameter count
+    assert first.hits == 1 and len(calls) == 3
+
+
 def test_root_small_system():
     def F(v, a):
         return np.array([v[0] ** 2 + v[1] ** 2 - a, np.exp(v[0]) + v[1] - 1.0])
