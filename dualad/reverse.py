@@ -172,6 +172,9 @@ def value_and_grad(fun, x, args=()):
     if onode < 0:
         return value, np.zeros(tuple(x.shape))
     (g,) = tape.backward(onode, _ONE, [xnode])
+    if type(g) is np.ndarray and g.base is None and g is not x and \
+            g.dtype == np.float64 and g.flags.c_contiguous:
+        return value, g  # (the common case: an adjoint buffer of the sweep's own)
     if g is None:
         return value, np.zeros(tuple(x.shape))
     if np.isscalar(g):
