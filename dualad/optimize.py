@@ -556,7 +556,7 @@ class Objective:
         self._rec_entry = entry if rec is not None else None
         self._replay = rec is not None
         if rec is None:
-            second._NO_REPLAY[self._scalar] = True  # (its hvp passes: no recording first)
+            second._mark_no_replay(self._scalar)  # (its hvp passes: no recording first)
 
     def _hessian_pass(self, x, entry):
         chunk = min(x.size, HESSIAN_CHUNK)

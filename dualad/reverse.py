@@ -284,7 +284,8 @@ class Recording:
         ValueError
             If ``v`` does not have the input's shape.
         """
-        v = np.ascontiguousarray(v, dtype=np.float64)
+        # (not ascontiguousarray: it makes a 0-d direction 1-d)
+        v = np.asarray(v, dtype=np.float64, order="C")
         if tuple(v.shape) != self.shape:
             raise ValueError(f"v must have the shape of x, {self.shape}, got "
                              f"{tuple(v.shape)}")

@@ -120,33 +120,29 @@ def _primal(value):
 
 
 # functions whose recordings did not replay (see value_grad_hvp): the nested sweep
-# straight away next time.  Keyed on the function (a bound method by the function
-# behind it: the method object is new at every attribute access); callables that take
-# no weak reference or no hash are tried again each time (slower, never wrong)
-_NO_REPLAY = weakref.WeakKeyDictionary()
-
-
-def _replay_key(fun):
-    return fun.__func__ if type(fun) is types.MethodType else fun
+# straight away next time.  The same memory as _HYPER_FAILED's (by id, with a weak
+# reference; a bound method by the function behind it): a WeakKeyDictionary needs a
+# hash, which a dataclass instance (eq=True) has not, and such a callable then
+# evaluated fun twice at every product
+_NO_REPLAY = {}
 
 
 def _no_replay(fun):
-    try:
-        return _replay_key(fun) in _NO_REPLAY
-    except TypeError:
-        return False
+    return _remembered(_NO_REPLAY, fun)
+
+
+def _mark_no_replay(fun):
+    _remember(_NO_REPLAY, fun)
 
 
 def _replayed(fun, x, v, args):
     """``(f(x), grad f(x), H(x) v)`` from one replayable recording and its replay
     (:meth:`dualad.reverse.Recording.grad_hvp`), or None."""
-    x = np.ascontiguousarray(x, dtype=np.float64)
+    # (not ascontiguousarray: it makes a 0-d x 1-d, and the gradient and product too)
+    x = np.asarray(x, dtype=np.float64, order="C")
     value, rec = reverse.record(fun, x, args)
     if rec is None:
-        try:
-            _NO_REPLAY[_replay_key(fun)] = True
-        except TypeError:
-            pass  # (not weakly referenceable: tried again next time)
+        _mark_no_replay(fun)
         return None
     r = rec.grad_hvp(v)
     if r is None:
@@ -203,21 +199,30 @@ def _failure_key(fun):
 
 
 def _hyper_failed(fun):
-    key = _failure_key(fun)
-    ref = _HYPER_FAILED.get(id(key))
-    return ref is not None and (ref is _NO_REF or ref() is key)
+    return _remembered(_HYPER_FAILED, fun)
 
 
 def _remember_failure(fun):
+    _remember(_HYPER_FAILED, fun)
+
+
+def _remembered(table, fun):
+    """Whether ``fun`` is in ``table`` (_HYPER_FAILED or _NO_REPLAY)."""
     key = _failure_key(fun)
-    if len(_HYPER_FAILED) >= _MAX_FAILED:
-        _HYPER_FAILED.clear()
+    ref = table.get(id(key))
+    return ref is not None and (ref is _NO_REF or ref() is key)
+
+
+def _remember(table, fun):
+    key = _failure_key(fun)
+    if len(table) >= _MAX_FAILED:
+        table.clear()
     i = id(key)
     try:
-        ref = weakref.ref(key, lambda _, i=i: _HYPER_FAILED.pop(i, None))
+        ref = weakref.ref(key, lambda _, i=i: table.pop(i, None))
     except TypeError:  # no weak reference to it
         ref = _NO_REF
-    _HYPER_FAILED[i] = ref
+    table[i] = ref
 
 
 def _NO_REF():  # the entry of a function without weak references
