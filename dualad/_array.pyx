@@ -40,6 +40,7 @@ from dualad import _ndarray_methods as _nm
 from dualad.rules._elementwise import ufunc_of
 
 from dualad._scalar cimport Dual, HyperDual, _new_dual
+from dualad._fpflags cimport clear_fp_flags as _clear_fp_flags
 from dualad._layout cimport empty_array, lane_stride, same_shape as _same_shape
 from dualad._kernels cimport (unary_kernel, binary_kernel, unary_loop, fill_tables,
                               fill_loop_tables, unary_names, binary_names, N_UNARY,
@@ -50,14 +51,6 @@ from dualad.rules import registry as _registry
 
 cnp.import_array()
 
-cdef extern from "<fenv.h>" nogil:
-    int feclearexcept(int excepts)
-    int fetestexcept(int excepts)
-    int FE_ALL_EXCEPT
-    int FE_INVALID
-    int FE_DIVBYZERO
-    int FE_OVERFLOW
-    int FE_UNDERFLOW
 
 cdef unary_kernel U1[N_UNARY]
 cdef unary_kernel U2[N_UNARY]
@@ -232,14 +225,6 @@ cdef int _loop_binary(binary_kernel kern, bint powfix,
         careful = True  # an infinite tangent met a zero partial: redo carefully
     free(dx)
     return 0
-
-
-cdef inline void _clear_fp_flags() noexcept nogil:
-    # Partials can raise floating-point flags the user never asked for (0.5/sqrt(0));
-    # NumPy reads leftover flags after its next loop and would warn there.
-    cdef int flags = FE_INVALID | FE_DIVBYZERO | FE_OVERFLOW | FE_UNDERFLOW
-    if fetestexcept(flags):
-        feclearexcept(flags)
 
 
 cdef inline double* _ptr(object a) noexcept:

@@ -61,28 +61,12 @@ from dualad.rules._elementwise import ufunc_of
 from dualad._kernels cimport (unary_kernel, binary_kernel, fill_tables, unary_names,
                               binary_names, N_UNARY, N_BINARY)
 from dualad._scalar cimport Dual, HyperDual
+from dualad._fpflags cimport clear_fp_flags as _clear_fp_flags
 from dualad._errors import float_conversion, complex_input
 from dualad._array import is_tracer
 from dualad.rules import registry as _registry
 
 cnp.import_array()
-
-cdef extern from "<fenv.h>" nogil:
-    int feclearexcept(int excepts)
-    int fetestexcept(int excepts)
-    int FE_INVALID
-    int FE_DIVBYZERO
-    int FE_OVERFLOW
-    int FE_UNDERFLOW
-
-
-cdef inline void _clear_fp_flags() noexcept nogil:
-    # Partials the user never asked for (log(x < 0) for a constant exponent, 0.5/sqrt(0))
-    # raise floating-point flags; NumPy would report them at its next loop.
-    cdef int flags = FE_INVALID | FE_DIVBYZERO | FE_OVERFLOW | FE_UNDERFLOW
-    if fetestexcept(flags):
-        feclearexcept(flags)
-
 
 class Unsupported(Exception):
     """The function used something ``HessianArray`` does not implement; the caller

@@ -22,26 +22,7 @@ cimport cython
 from cpython.mem cimport PyMem_Malloc, PyMem_Free
 from libc.math cimport isnan
 
-cdef extern from "<fenv.h>" nogil:
-    int feclearexcept(int excepts)
-    int fetestexcept(int excepts)
-    int FE_ALL_EXCEPT
-    int FE_INVALID
-    int FE_DIVBYZERO
-    int FE_OVERFLOW
-    int FE_UNDERFLOW
-
-
-cdef inline void _clear_fp_flags() noexcept nogil:
-    """Drop floating-point flags raised by partials the user never asked for.
-
-    A partial such as 0.5 / sqrt(0) or log(x < 0) for a constant exponent raises a flag;
-    NumPy reads leftover flags after its next loop and would warn there, at an unrelated
-    line.  Testing first is much cheaper than clearing unconditionally.
-    """
-    cdef int flags = FE_INVALID | FE_DIVBYZERO | FE_OVERFLOW | FE_UNDERFLOW
-    if fetestexcept(flags):
-        feclearexcept(flags)
+from dualad._fpflags cimport clear_fp_flags as _clear_fp_flags
 
 import numpy as np
 

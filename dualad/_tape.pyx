@@ -78,6 +78,7 @@ from dualad import _ndarray_methods as _nm
 from dualad.rules._elementwise import ufunc_of
 
 from dualad._scalar cimport Dual, HyperDual
+from dualad._fpflags cimport clear_fp_flags as _clear_flags, fp_raised as _raised
 from dualad._layout cimport empty_array, lane_stride, same_shape as _same_shape
 from dualad._kernels cimport (unary_kernel, binary_kernel, fill_tables, unary_names,
                               binary_names, N_UNARY, N_BINARY)
@@ -3223,25 +3224,6 @@ cdef object _scalar_binary(object x, object y, Py_ssize_t idx):
     return _new_scalar(out[0], tape, node)
 
 
-cdef extern from "<fenv.h>" nogil:
-    int feclearexcept(int excepts)
-    int fetestexcept(int excepts)
-    int FE_INVALID
-    int FE_DIVBYZERO
-    int FE_OVERFLOW
-    int FE_UNDERFLOW
-
-
-cdef inline void _clear_flags() noexcept nogil:
-    # see dualad._scalar: partials may raise flags NumPy would report later
-    cdef int flags = FE_INVALID | FE_DIVBYZERO | FE_OVERFLOW | FE_UNDERFLOW
-    if fetestexcept(flags):
-        feclearexcept(flags)
-
-
-cdef inline bint _raised() noexcept nogil:
-    # a flag NumPy reports by default (it ignores underflow)
-    return fetestexcept(FE_INVALID | FE_DIVBYZERO | FE_OVERFLOW) != 0
 
 
 cdef object _scalar_op(RScalar self, object other, Py_ssize_t idx, bint reflected):
