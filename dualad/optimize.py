@@ -44,7 +44,7 @@ import scipy
 import scipy.optimize as _so
 from scipy.optimize import Bounds, NonlinearConstraint, OptimizeResult
 
-from . import _memory, _tape, api, pytree, reverse, second
+from . import _memory, _selector, _tape, api, pytree, reverse, second
 from ._array import is_tracer
 from .forward import CHUNK_THRESHOLD
 
@@ -1088,10 +1088,25 @@ def minimize(fun, x0, args=(), method=None, jac=None, hess=None, hessp=None, bou
 # least_squares, curve_fit, root: Jacobians of vector functions
 # ---------------------------------------------------------------------------------------
 
-class _DenseJac:
-    """``jac(x, *args)``: the ``(m, n)`` Jacobian of a 1-d-valued function, by dualad."""
+def _jacobian_mode(mode, n, m):
+    """``mode``; for "auto", the one mode the selector's cost model finds plausible for
+    an ``(m, n)`` Jacobian, if there is one.  The selector would take that mode on its
+    first call anyway (it never times a mode it finds implausible); deciding here, where
+    ``m`` is known from the check at ``x0``, saves that exploring call, which a solver
+    run pays once (a few percent of a small fit).  Otherwise "auto": measure."""
+    if mode != "auto":
+        return mode
+    candidates = _selector.Choice("jacobian", n, m).candidates()
+    return candidates[0] if len(candidates) == 1 else mode
 
-    def __init__(self, fun, mode):
+
+class _DenseJac:
+    """``jac(x, *args)``: the ``(m, n)`` Jacobian of a 1-d-valued function, by dualad
+    (``m``, when known, settles a clear-cut mode up front: :func:`_jacobian_mode`)."""
+
+    def __init__(self, fun, mode, n=None, m=None):
+        if n is not None and m is not None:
+            mode = _jacobian_mode(mode, n, m)
         self._jac = api.jacobian(fun, mode)
 
     def __call__(self, x, *args):
@@ -1185,7 +1200,9 @@ def least_squares(fun, x0, jac=None, bounds=(-np.inf, np.inf), method="trf", *, 
     args, kwargs : optional
         Extra arguments of ``fun`` (and of your ``jac``).
     mode : {"auto", "forward", "reverse"}, optional
-        Differentiation mode of the dense Jacobian (see :func:`dualad.jacobian`).
+        Differentiation mode of the dense Jacobian (see :func:`dualad.jacobian`); "auto"
+        settles a clear-cut choice from the residual's length at ``x0`` (as
+        :func:`curve_fit` does), else measures on the first calls.
     sparse : {"auto", True, False}, optional
         "auto" (default): from ``n >= 100`` variables, detect the Jacobian's sparsity
         pattern with ``dualad.sparse`` and use the sparse Jacobian (as many forward
@@ -1269,7 +1286,7 @@ def least_squares(fun, x0, jac=None, bounds=(-np.inf, np.inf), method="trf", *, 
             if pattern is not None:
                 options["jac_sparsity"] = pattern
         if solver_jac is None:
-            solver_jac = _DenseJac(flat_fun, mode)
+            solver_jac = _DenseJac(flat_fun, mode, x0f.size, f0.size)
     elif callable(jac) and (space.kind != "vector" or kwargs):
         solver_jac = _Bound(_KwBound(jac, kwargs), space)
     else:
@@ -1344,8 +1361,10 @@ class _Model:
 class _ModelJac:
     """curve_fit's ``jac(xdata, *params)``: the ``(m, n)`` Jacobian w.r.t. the params."""
 
-    def __init__(self, f, n, mode):
+    def __init__(self, f, n, mode, m=None):
         self.n = n
+        if m is not None:
+            mode = _jacobian_mode(mode, n, m)
         self._jac = api.jacobian(_Model(f, n), mode)
 
     def __call__(self, xdata, *params):
@@ -1399,8 +1418,10 @@ def curve_fit(f, xdata, ydata, p0=None, sigma=None, absolute_sigma=False, check_
         Your Jacobian ``jac(xdata, *params)`` or a finite-difference scheme (kept).
         None (default): dualad's.
     mode : {"auto", "forward", "reverse"}, optional
-        Differentiation mode (see :func:`dualad.jacobian`); with few parameters and many
-        data points "auto" settles on forward mode.
+        Differentiation mode (see :func:`dualad.jacobian`).  "auto" takes the selector's
+        cost model with the number of data points known from the check at ``p0``: with
+        few parameters and many data points that settles on forward mode before the
+        first Jacobian (where the model leaves a choice, the first calls measure).
     **kwargs
         Passed to SciPy's solver (``maxfev``, ``ftol``...).
 
@@ -1477,6 +1498,7 @@ def curve_fit(f, xdata, ydata, p0=None, sigma=None, absolute_sigma=False, check_
     y = np.asarray(ydata, dtype=np.float64) if not check_finite else \
         np.asarray_chkfinite(ydata, float)
     model = f
+    m = None
     if nan_policy is None:
         y0 = _at_x0(lambda: np.asarray(f(xdata, *p0), dtype=np.float64), "curve_fit",
                     "f(xdata, *params)", f"p0 ({n} parameters)")
@@ -1488,8 +1510,9 @@ def curve_fit(f, xdata, ydata, p0=None, sigma=None, absolute_sigma=False, check_
             raise _nonfinite_error("curve_fit", "f(xdata, *params)", y0,
                                    "choose p0 inside the model's domain", where="p0")
         model = _FirstModel(f, xdata, p0, y0)
+        m = y0.size
     if jac is None:
-        jac = _ModelJac(f, n, mode)
+        jac = _ModelJac(f, n, mode, m)
     return _so.curve_fit(model, xdata, y, p0=p0, sigma=sigma, absolute_sigma=absolute_sigma,
                          check_finite=check_finite, bounds=bounds, method=method, jac=jac,
                          full_output=full_output, nan_policy=nan_policy, **kwargs)

@@ -784,6 +784,29 @@ def test_curve_fit_first_value_is_reused_only_at_the_same_bits():
     assert first.hits == 1 and len(calls) == 3
 
 
+def test_clear_cut_jacobian_mode_is_settled_up_front():
+    import dualad._selector as sel
+
+    for n, m in ((4, 1000), (100, 100), (1000, 1), (1000, 100), (30, 30)):
+        mode = dopt._jacobian_mode("auto", n, m)
+        cands = sel.Choice("jacobian", n, m).candidates()
+        # the selector's own first decision when only one mode is plausible, else measure
+        assert mode == (cands[0] if len(cands) == 1 else "auto"), (n, m)
+        assert dopt._jacobian_mode("reverse", n, m) == "reverse"
+    assert dopt._jacobian_mode("auto", 4, 1000) == "forward"
+    assert dopt._jacobian_mode("auto", 1000, 1) == "reverse"
+    # the fit's Jacobian is the same numbers either way
+    t = np.linspace(0.0, 3.0, 200)
+    y = 2.0 * np.exp(-1.3 * t) + 0.5
+
+    def model(t, a, k, c):
+        return a * np.exp(-k * t) + c
+    p_auto = dopt.curve_fit(model, t, y, p0=[1.0, 1.0, 0.0])[0]
+    p_rev = dopt.curve_fit(model, t, y, p0=[1.0, 1.0, 0.0], mode="reverse")[0]
+    assert_allclose(p_auto, p_rev, rtol=1e-10)
+    assert_allclose(p_auto, [2.0, 1.3, 0.5], rtol=1e-8)
+
+
 def test_root_small_system():
     def F(v, a):
         return np.array([v[0] ** 2 + v[1] ** 2 - a, np.exp(v[0]) + v[1] - 1.0])
