@@ -4,6 +4,10 @@ The oracles here are independent of dualad's rules: complex-step and central fin
 differences computed with plain NumPy on the function itself.
 """
 
+import importlib
+import pathlib
+import sys
+
 import numpy as np
 import pytest
 
@@ -53,3 +57,13 @@ def fd_jacobian(f, x, h=1e-5):
              - 8 * np.asarray(f(x - e)) + np.asarray(f(x - 2 * e))) / (12 * h)
         jac[(Ellipsis,) + tuple(idx)] = d  # out_shape + x.shape
     return jac
+
+
+def benchmark_module(name):
+    """``benchmarks.<name>`` from the repository (its hand-written references, such as
+    the perceptron's backpropagation).  The repository root is appended to
+    ``sys.path``, not prepended: ``dualad`` must stay the installed, compiled package."""
+    root = str(pathlib.Path(__file__).resolve().parents[1])
+    if root not in sys.path:
+        sys.path.append(root)
+    return importlib.import_module(f"benchmarks.{name}")

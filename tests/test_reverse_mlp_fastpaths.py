@@ -21,7 +21,7 @@ Adam's in-place update (``dualad.optim``) is checked against its formulas writte
 
 import numpy as np
 import pytest
-from conftest import ATOL_FD, RTOL_FD, fd_jacobian
+from conftest import ATOL_FD, RTOL_FD, benchmark_module, fd_jacobian
 from numpy.testing import assert_allclose, assert_array_equal
 
 import dualad
@@ -344,7 +344,7 @@ def _mlp(theta, x, y, sizes, general=False):
 @pytest.mark.parametrize("sizes,batch",
                          [((64, 32, 10), 32), ((5, 7, 3), 4), ((3, 2, 1), 1)], ids=str)
 def test_perceptron_gradient_equals_general_path_and_backprop(sizes, batch):
-    from benchmarks import problems
+    problems = benchmark_module("problems")
     theta, x, y = problems.mlp_data(sizes=sizes, batch=batch, seed=3)
     vf, gf = dualad.value_and_grad(_mlp, mode="reverse")(theta, x, y, sizes)
     vg, gg = dualad.value_and_grad(_mlp, mode="reverse")(theta, x, y, sizes, True)
@@ -456,8 +456,8 @@ def test_adam_in_place_update_equals_the_formulas(wd, cls, rng):
 
 
 def test_fit_epoch_equals_the_hand_written_epoch():
-    from benchmarks import bench_training as B
-    from benchmarks import problems
+    B = benchmark_module("bench_training")
+    problems = benchmark_module("problems")
     sizes, n, batch = (5, 4, 3), 40, 8
     theta, x, y = problems.mlp_data(sizes=sizes, batch=n, seed=1)
 
