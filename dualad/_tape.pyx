@@ -28,7 +28,8 @@ Two kinds of node:
   broadcasting; structural and linear functions register their transposes in
   :mod:`dualad.rules.linear`.  Basic slices and ``np.sum(x)`` are applied in place too,
   and so are the nodes of a small network's training step (issue 7): ``a @ b`` of 2-D
-  float64 values (the VJP's products are BLAS calls), ``a + b`` / ``a - b`` with
+  float64 values, or of a constant matrix and a traced vector (the VJP's products are
+  BLAS calls), ``a + b`` / ``a - b`` with
   broadcasting (a bias row: the sums over the broadcast axes), ``np.mean(x)`` and C-order
   reshapes (the cotangent reshaped, keeping its flags and ownership).  Each records the
   value the generic rule would and applies the same NumPy calls without its Python
@@ -519,7 +520,8 @@ cdef class _SumAllVJP:
 
 @cython.final
 cdef class _MatmulVJP:
-    """VJP of ``a @ b`` for 2-D float64 values: ``cot @ b.T`` to a traced ``a``,
+    """VJP of ``a @ b`` for 2-D float64 values (or a constant matrix and a traced
+    vector: see _fast_matmul): ``cot @ b.T`` to a traced ``a``,
     ``a.T @ cot`` to a traced ``b`` (the products of the generic rule, which the sweep
     calls without its Python closures; see _fast_matmul)."""
     cdef object a, b
@@ -1728,10 +1730,17 @@ cdef inline bint _f64_matrix(object v):
             and cnp.PyArray_TYPE(<cnp.ndarray> v) == cnp.NPY_DOUBLE)
 
 
+cdef inline bint _f64_vector(object v):
+    # [hvp replay hook] (see _fast_matmul)
+    return (type(v) is NDARRAY and cnp.PyArray_NDIM(<cnp.ndarray> v) == 1
+            and cnp.PyArray_TYPE(<cnp.ndarray> v) == cnp.NPY_DOUBLE)
+
+
 cdef object _fast_matmul(object x, object y):
     """``x @ y`` for 2-D float64 values (RArrays of one tape, or plain arrays; at least
-    one traced): NumPy's product, and a node whose VJP the sweep applies without a
-    Python call (_MatmulVJP); None when the operands do not qualify."""
+    one traced), or a plain 2-D float64 matrix and a traced 1-D float64 vector: NumPy's
+    product, and a node whose VJP the sweep applies without a Python call
+    (_MatmulVJP); None when the operands do not qualify."""
     cdef Tape tape = None
     cdef Py_ssize_t nx = -1, ny = -1
     xv = x
@@ -1746,8 +1755,15 @@ cdef object _fast_matmul(object x, object y):
         tape = (<RArray> y).tape
         yv = (<RArray> y).value
         ny = (<RArray> y).node
-    if tape is None or not _f64_matrix(xv) or not _f64_matrix(yv):
+    if tape is None:
         return None
+    if not _f64_matrix(xv) or not _f64_matrix(yv):
+        # [hvp replay hook] also a constant matrix @ a traced vector and a traced
+        # vector @ a constant matrix (A @ x of model fits): the VJP's two products
+        # are right for a 1-D traced operand (not for a 1-D constant one)
+        if not ((nx < 0 and _f64_matrix(xv) and _f64_vector(yv)) or
+                (ny < 0 and _f64_vector(xv) and _f64_matrix(yv))):
+            return None
     value = np.matmul(xv, yv)  # (its error for mismatched inner dimensions)
     cdef _MatmulVJP f = _MatmulVJP.__new__(_MatmulVJP)
     f.a = xv
@@ -3467,6 +3483,13 @@ _fwd.register_foreign(RScalar)
 #   that needs no computing has the tangent of what it is (an operand: x * y; the
 #   result: exp; 2 x for x ** 2; nothing for a number).
 #
+# Linear array nodes whose partials do not depend on a traced value replay too, with no
+# second-order term: their tangent is the node applied to its operands' tangents, their
+# adjoints and adjoint tangents the node's VJP applied to each.  They are a matmul of a
+# constant matrix and a traced matrix or vector (_MatmulVJP; two traced operands make a
+# bilinear node with a cross term: not replayable), a C-order reshape (_ReshapeVJP) and
+# a broadcasting ``a + b`` / ``a - b`` (_BroadcastVJP).
+#
 # Products annihilate as in the nested path (0 * inf = 0).  A recording with any other
 # node (scalar nodes, other array ops, a power of two traced operands) is not
 # replayable, nor are results or second partials with an infinity or a NaN: then
@@ -3688,12 +3711,60 @@ cdef bint _rp_check(Tape tape, Py_ssize_t out, Py_ssize_t xnode) except -1:
                 if d is not None and not _rp_array_ok(d, size):
                     return False
         elif k == K_ARRAY:
-            d = (<tuple> vjps[i])[0]
-            if type(d) is not _SliceVJP and type(d) is not _SumAllVJP:
+            d, parents = <tuple> vjps[i]
+            if type(d) is _SliceVJP or type(d) is _SumAllVJP:
+                continue
+            if not _rp_linear_ok(d, parents, shapes, i):
                 return False
         elif k != K_LEAF and k != K_CONST:
             return False
     return True
+
+
+cdef bint _rp_linear_ok(object d, object parents, list shapes, Py_ssize_t i) except -1:
+    """Whether the K_ARRAY node i (VJP d, operands parents) is a linear node the
+    replay handles: a float64 matmul of a constant matrix and one traced matrix or
+    vector, a C-order reshape of one traced operand, a broadcasting add/subtract (see
+    the notes above)."""
+    cdef _MatmulVJP m
+    cdef _BroadcastVJP b
+    cdef Py_ssize_t p0, p1
+    if type(parents) is not list:
+        return False
+    if type(d) is _MatmulVJP:
+        m = <_MatmulVJP> d
+        if len(parents) != 2 or m.ta == m.tb:
+            return False  # (two traced operands: bilinear, a cross term)
+        p0 = parents[0]
+        p1 = parents[1]
+        if (p0 >= 0) != m.ta or (p1 >= 0) != m.tb:
+            return False
+        # the constant operand a matrix, the traced one a matrix or a vector
+        # (_fast_matmul's layouts: the VJP's products are right for those)
+        if not _f64_matrix(m.b if m.ta else m.a):
+            return False
+        if not _f64_matrix(m.a if m.ta else m.b) and \
+                not _f64_vector(m.a if m.ta else m.b):
+            return False
+        return shapes[p0 if m.ta else p1] == tuple((m.a if m.ta else m.b).shape)
+    if type(d) is _ReshapeVJP:
+        if len(parents) != 1:
+            return False
+        p0 = parents[0]
+        return p0 >= 0 and shapes[p0] == (<_ReshapeVJP> d).shape and \
+            shapes[i] is not None and \
+            _shape_size(shapes[i]) == _shape_size((<_ReshapeVJP> d).shape)
+    if type(d) is _BroadcastVJP:
+        b = <_BroadcastVJP> d
+        if len(parents) != 2:
+            return False
+        p0 = parents[0]
+        p1 = parents[1]
+        if p0 < 0 and p1 < 0:
+            return False
+        return (p0 < 0 or shapes[p0] == b.s0) and (p1 < 0 or shapes[p1] == b.s1) and \
+            shapes[i] == b.shape
+    return False
 
 
 def hvp_replay(Tape tape, Py_ssize_t out, Py_ssize_t xnode, object v):
@@ -3801,7 +3872,9 @@ cdef int _rp_needed(Tape tape, Py_ssize_t n, unsigned char* need) except -1:
                 if p1 >= 0:
                     need[p1] = 1
         elif k == K_ARRAY and need[i]:
-            need[<Py_ssize_t> (<tuple> tape.vjps[i])[1][0]] = 1
+            for p0 in (<tuple> tape.vjps[i])[1]:
+                if p0 >= 0:
+                    need[p0] = 1
     return 0
 
 
@@ -3820,6 +3893,9 @@ cdef int _rp_forward(Tape tape, Py_ssize_t i, list tan) except -1:
                                  t0 if t0 is not None else t1)
     elif k == K_ARRAY:
         d, parents = <tuple> tape.vjps[i]
+        if type(d) is _MatmulVJP or type(d) is _ReshapeVJP or type(d) is _BroadcastVJP:
+            tan[i] = _rp_linear_tangent(d, parents, tan, tape.shapes[i])
+            return 0
         t0 = tan[<Py_ssize_t> parents[0]]
         if t0 is None:
             return 0
@@ -3836,6 +3912,79 @@ cdef int _rp_forward(Tape tape, Py_ssize_t i, list tan) except -1:
 cdef enum:
     RP_A = 1   # (own[p]) abar[p] is the replay's own buffer: written in place
     RP_D = 2   # the same for adot[p]
+
+
+cdef object _rp_linear_tangent(object d, list parents, list tan, object shape):
+    """The tangent of a linear array node (the node applied to its operands'
+    tangents; None: zero), a C-contiguous float64 array."""
+    cdef Py_ssize_t p0 = parents[0]
+    cdef Py_ssize_t p1 = parents[1] if len(parents) > 1 else -1
+    t0 = tan[p0] if p0 >= 0 else None
+    t1 = tan[p1] if p1 >= 0 else None
+    if type(d) is _MatmulVJP:
+        if (<_MatmulVJP> d).ta:
+            return None if t0 is None else _np_matmul(t0, (<_MatmulVJP> d).b)
+        return None if t1 is None else _np_matmul((<_MatmulVJP> d).a, t1)
+    if t0 is None and t1 is None:
+        return None
+    if type(d) is _ReshapeVJP:
+        return np.ascontiguousarray(np.reshape(t0, shape))
+    # broadcasting add / subtract
+    cdef _BroadcastVJP b = <_BroadcastVJP> d
+    if t0 is not None and t1 is not None:
+        return (np.subtract if b.sub else np.add)(t0, t1)
+    o = _filled(b.shape, 0.0, False)
+    if t0 is not None:
+        np.copyto(o, t0)
+    elif b.sub:
+        np.negative(np.broadcast_to(t1, b.shape), out=o)
+    else:
+        np.copyto(o, t1)
+    return o
+
+
+cdef int _rp_linear_backward(object d, list parents, list shapes, list abar, list adot,
+                             unsigned char* own, object a, object ad) except -1:
+    """A linear array node's VJP applied to its adjoint and to the adjoint's tangent
+    (None: zero), into its operands'."""
+    cdef Py_ssize_t j, p
+    cdef _MatmulVJP m
+    cdef _BroadcastVJP b
+    cdef object c
+    if type(d) is _MatmulVJP:
+        m = <_MatmulVJP> d
+        if m.ta:
+            p = parents[0]
+            bt = cnp.PyArray_Transpose(<cnp.ndarray> m.b, NULL)
+            _rp_share(abar, own, RP_A, p, None if a is None else _np_matmul(a, bt))
+            _rp_share(adot, own, RP_D, p, None if ad is None else _np_matmul(ad, bt))
+        else:
+            p = parents[1]
+            at = cnp.PyArray_Transpose(<cnp.ndarray> m.a, NULL)
+            _rp_share(abar, own, RP_A, p, None if a is None else _np_matmul(at, a))
+            _rp_share(adot, own, RP_D, p, None if ad is None else _np_matmul(at, ad))
+        return 0
+    if type(d) is _ReshapeVJP:
+        p = parents[0]
+        # (views of contiguous arrays: contiguous; shared, never written)
+        s = (<_ReshapeVJP> d).shape
+        _rp_share(abar, own, RP_A, p, None if a is None else a.reshape(s))
+        _rp_share(adot, own, RP_D, p, None if ad is None else ad.reshape(s))
+        return 0
+    b = <_BroadcastVJP> d
+    for j in range(2):
+        p = parents[j]
+        if p < 0:
+            continue
+        s = b.s0 if j == 0 else b.s1
+        for c, adj, bit in ((a, abar, RP_A), (ad, adot, RP_D)):
+            if c is None:
+                continue
+            c = _unbroadcast(c, s)
+            if j == 1 and b.sub:
+                c = np.negative(c)
+            _rp_share(adj, own, bit, p, np.ascontiguousarray(c))
+    return 0
 
 
 cdef inline object _rp_target(list adj, unsigned char* own, int bit, Py_ssize_t p,
@@ -3984,6 +4133,12 @@ cdef int _rp_backward(Tape tape, Py_ssize_t out, Py_ssize_t xnode, list tan, lis
                 _rp_update(abar, adot, own, p1, f.d1, f.s1, a, ad, ddv[2], ddv[3])
         elif k == K_ARRAY:
             d, parents = <tuple> vjps[i]
+            if type(d) is _MatmulVJP or type(d) is _ReshapeVJP or \
+                    type(d) is _BroadcastVJP:
+                _rp_linear_backward(d, parents, shapes, abar, adot, own, a, ad)
+                if i != xnode:
+                    abar[i] = adot[i] = None
+                continue
             p = parents[0]
             if type(d) is _SliceVJP:
                 _rp_slice_add(abar, own, RP_A, p, shapes[p], (<_SliceVJP> d).key, a)

@@ -356,7 +356,8 @@ def value_grad_recording(fun, x, args=()):
 
     The same numbers as :func:`value_and_grad`.  ``recording`` is None when the tape
     cannot be replayed (scalar loops, array operations other than elementwise rules,
-    basic slices and ``np.sum(x)``): products then need their own pass.  ``x`` is
+    basic slices, whole-array sums and means, C-order reshapes, broadcasting ``+``/``-``
+    and matrix products with one traced operand): products then need their own pass.  ``x`` is
     copied (the tape keeps it).
 
     Parameters

@@ -180,8 +180,9 @@ def value_grad_hvp(fun, x, v, args, mode):
     sweep of adjoints and their tangents, with the rules' second partials from the
     rule table.  That is about two thirds of the nested sweep's cost (Rosenbrock,
     n = 10^4).  Recordings that cannot be replayed (scalar loops, array operations
-    other than elementwise rules, basic slices and ``np.sum``) take the nested sweep,
-    at once for a function once seen to need it.
+    other than elementwise rules, basic slices, whole-array sums and means, C-order
+    reshapes, broadcasting ``+``/``-`` and matrix products with one traced operand)
+    take the nested sweep, at once for a function once seen to need it.
     """
     if mode == "reverse" and type(x) is np.ndarray and type(v) is np.ndarray and \
             not any(is_tracer(a) for a in args) and not _no_replay(fun):

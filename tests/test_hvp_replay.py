@@ -196,7 +196,9 @@ def _broadcast(x):
 
 
 def _matmul(x):
-    return np.sum((np.arange(9.0).reshape(3, 3) @ x) ** 2)
+    # two traced operands: bilinear (a constant matrix @ x replays:
+    # tests/test_hvp_replay_linear.py)
+    return np.sum((x.reshape(3, 1) @ x.reshape(1, 3)) ** 2)
 
 
 @pytest.mark.parametrize("f", [_scalar_loop, _broadcast, _matmul],
